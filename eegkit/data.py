@@ -1,0 +1,637 @@
+"""Load ds005589 (handout section 2.7) into one trial table over memory-mapped runs.
+
+Two layouts are recognised from the root folder:
+
+* ``course`` (handout 2.2.3): ``sub-XX/ses-YY/`` holds each run's ``_1000Hz.npy``,
+  ``_1000Hz.json`` and ``_image.csv``;
+* ``openneuro`` (the published ds005589): the ``.npy`` and ``.json`` live under
+  ``derivatives/preprocessed_data/sub-XX/ses-YY/`` and the ``_image.csv`` in the raw
+  ``sub-XX/ses-YY/`` folder.
+
+In both, ``captions.txt`` and the image folder (``images/`` or ``All_images/``) sit at
+the root. Every problem with the files raises :class:`DatasetError`, naming the file.
+Nothing is dropped or reordered: the trial table lists every trial of every selected
+run, in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from eegkit.channels import CATEGORIES, DEFAULT_CHANNELS, HANDOUT_SUBJECTS
+
+#: Epoch window of the published preprocessing (0 to 500 ms after onset). The
+#: sampling rate of a run whose JSON carries none is ``n_times / EPOCH_SECONDS``.
+EPOCH_SECONDS = 0.5
+N_SESSIONS = 5
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+IMAGE_FOLDERS = ("images", "All_images")
+CAPTION_COLUMNS = ("abstracted", "caption")
+TWIN_MANIFEST = "eegkit_twin.json"
+
+_RUN_RE = re.compile(
+    r"^(?P<subject>sub-[^_]+)_(?P<session>ses-[^_]+)_task-lowSpeed_"
+    r"(?P<run>run-[^_]+)_(?P<kind>1000Hz\.npy|1000Hz\.json|image\.csv)$"
+)
+
+
+class DatasetError(ValueError):
+    """A ds005589 file is missing or does not agree with the others.
+
+    The message names the file, what is wrong with it and how to fix it.
+    """
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The three files of one low-speed run."""
+
+    subject: str
+    session: str
+    run: str
+    npy: Path
+    json: Path
+    csv: Path
+
+
+@dataclass
+class EEGData:
+    """ds005589 loaded as a trial table over memory-mapped runs.
+
+    Attributes
+    ----------
+    root : Path
+        The dataset root.
+    layout : {"course", "openneuro"}
+        The file layout found at the root.
+    trials : DataFrame
+        One row per trial, in file order, with columns ``subject``, ``session``,
+        ``run``, ``trial`` (index within the run), ``image_name``, ``category``,
+        ``category_id``, ``caption_id``, ``caption``, ``image_id``, ``image_path``,
+        ``subject_id`` (index into :attr:`subjects`) and ``run_index`` (index into
+        :attr:`runs`).
+    captions : DataFrame
+        captions.txt as read: ``image_name``, ``category``, ``category_id``,
+        ``caption``, ``caption_id``, ``image_path``; the row position is the image id.
+    runs : list of ndarray, each shape (n_trials, n_chans, n_times), µV
+        The runs' EEG, memory-mapped read-only (``np.load(mmap_mode="r")``).
+    run_files : list of RunFiles
+        The files behind :attr:`runs`, in the same order.
+    channel_names : tuple of str
+    sfreq : float
+        Sampling rate in Hz.
+    subjects : tuple of str
+        The loaded subjects; ``trials.subject_id`` indexes this tuple.
+    twin : dict or None
+        The synthetic twin's manifest (preset, seed) when the root is a twin.
+    """
+
+    root: Path
+    layout: str
+    trials: pd.DataFrame
+    captions: pd.DataFrame
+    runs: list[np.ndarray]
+    run_files: list[RunFiles]
+    channel_names: tuple[str, ...]
+    sfreq: float
+    subjects: tuple[str, ...]
+    twin: dict | None = field(default=None)
+
+    @property
+    def n_chans(self) -> int:
+        return len(self.channel_names)
+
+    @property
+    def n_times(self) -> int:
+        return int(self.runs[0].shape[2])
+
+    @property
+    def source(self) -> str:
+        """One line saying what data this is: the twin (with preset) or real."""
+        if self.twin is not None:
+            return (
+                f"synthetic twin (preset={self.twin['preset']!r}, "
+                f"seed={self.twin['seed']}) at {self.root}"
+            )
+        return f"ds005589 ({self.layout} layout) at {self.root}"
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    def get_trials(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Read the EEG of some trials (only those bytes are read).
+
+        Parameters
+        ----------
+        rows : sequence of int
+            Row positions in :attr:`trials`.
+
+        Returns
+        -------
+        X : ndarray, shape (len(rows), n_chans, n_times), float32, µV
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        run_index = self.trials["run_index"].to_numpy()[rows]
+        trial = self.trials["trial"].to_numpy()[rows]
+        X = np.empty((len(rows), self.n_chans, self.n_times), dtype=np.float32)
+        for run in np.unique(run_index):
+            where = np.flatnonzero(run_index == run)
+            X[where] = self.runs[run][trial[where]]
+        return X
+
+
+def image_key(file_path: str) -> str:
+    """The image identifier in a trial's ``FilePath``.
+
+    The published CSVs hold Windows paths to resized copies
+    (``C:\\...\\bird\\004461_resized.jpg``); captions.txt names the original
+    (``004461.jpg``). The key is the base name without extension and ``_resized``.
+    """
+    base = re.split(r"[\\/]", str(file_path).strip())[-1]
+    stem, ext = os.path.splitext(base)
+    if ext.lower() not in IMAGE_EXTENSIONS:
+        stem = base
+    return re.sub(r"_resized$", "", stem)
+
+
+def detect_layout(root: str | os.PathLike) -> str:
+    """Say which ds005589 layout lives at ``root``.
+
+    Returns
+    -------
+    layout : {"course", "openneuro"}
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(
+            f"{root}: no such folder. Point EEGKIT_DATA (or data_dir=) at the "
+            "ds005589 root, or leave it unset to use the synthetic twin."
+        )
+    if (root / "derivatives" / "preprocessed_data").is_dir():
+        return "openneuro"
+    if any(root.glob("sub-*/ses-*/*_task-lowSpeed_run-*_1000Hz.npy")):
+        return "course"
+    raise DatasetError(
+        f"{root}: found neither derivatives/preprocessed_data/ (OpenNeuro layout) nor "
+        "sub-XX/ses-YY/*_task-lowSpeed_run-ZZ_1000Hz.npy (course layout); is this "
+        "the ds005589 root?"
+    )
+
+
+def scan_runs(root: str | os.PathLike, layout: str | None = None) -> pd.DataFrame:
+    """List every low-speed run's files without opening any of them.
+
+    Returns
+    -------
+    runs : DataFrame
+        Columns ``subject``, ``session``, ``run``, ``npy``, ``json``, ``csv`` (paths,
+        or None where the file is missing), sorted by subject, session and run.
+    """
+    root = Path(root)
+    layout = layout or detect_layout(root)
+    eeg_dir = root / "derivatives" / "preprocessed_data" if layout == "openneuro" else root
+    found: dict[tuple[str, str, str], dict[str, Path]] = {}
+    patterns = [(eeg_dir, "1000Hz.npy"), (eeg_dir, "1000Hz.json"), (root, "image.csv")]
+    for base, suffix in patterns:
+        for path in base.glob(f"sub-*/ses-*/*_task-lowSpeed_run-*_{suffix}"):
+            match = _RUN_RE.match(path.name)
+            if match is None:
+                continue
+            key = (match["subject"], match["session"], match["run"])
+            found.setdefault(key, {})[match["kind"]] = path
+    rows = [
+        {
+            "subject": s,
+            "session": ses,
+            "run": r,
+            "npy": files.get("1000Hz.npy"),
+            "json": files.get("1000Hz.json"),
+            "csv": files.get("image.csv"),
+        }
+        for (s, ses, r), files in sorted(found.items())
+    ]
+    return pd.DataFrame(rows, columns=["subject", "session", "run", "npy", "json", "csv"])
+
+
+def complete_subjects(
+    root: str | os.PathLike, n_sessions: int = N_SESSIONS
+) -> tuple[str, ...]:
+    """Subjects with ``n_sessions`` sessions that all have the full number of runs.
+
+    The full number of runs is the largest any session of the dataset has (4 in
+    ds005589). Only folder listings are read.
+    """
+    runs = scan_runs(root)
+    if runs.empty:
+        return ()
+    per_session = runs.groupby(["subject", "session"]).size()
+    full = per_session.max()
+    complete = per_session[per_session == full].groupby(level="subject").size()
+    return tuple(sorted(complete[complete >= n_sessions].index))
+
+
+def load_captions(
+    path: str | os.PathLike, images_dir: str | os.PathLike | None = None
+) -> pd.DataFrame:
+    """Read captions.txt (tab-separated: ``dataset, category, image_name, abstracted``).
+
+    Parameters
+    ----------
+    path : path-like
+        The captions file. A ``caption`` column is accepted in place of
+        ``abstracted``.
+    images_dir : path-like, optional
+        Folder of the image files. When given, every image must exist there as
+        ``.jpg``, ``.jpeg`` or ``.png`` and ``image_path`` is filled in.
+
+    Returns
+    -------
+    captions : DataFrame
+        ``image_name`` (the key, without extension), ``category``, ``category_id``
+        (index in :data:`eegkit.channels.CATEGORIES`), ``caption``, ``caption_id``
+        (equal caption texts share an id) and ``image_path``; in file order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(
+            f"{path}: captions file not found. ds005589 needs captions.txt at the "
+            "dataset root (or pass captions_path=)."
+        )
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: not a readable tab-separated file ({exc})") from exc
+    table.columns = [c.strip().lower() for c in table.columns]
+    caption_col = next((c for c in CAPTION_COLUMNS if c in table.columns), None)
+    missing = [c for c in ("image_name", "category") if c not in table.columns]
+    if caption_col is None:
+        missing.append("abstracted (or caption)")
+    if missing:
+        raise DatasetError(
+            f"{path}: missing column(s) {missing}; found {list(table.columns)}. "
+            "captions.txt is tab-separated with a header row."
+        )
+    names = table["image_name"].map(image_key)
+    duplicated = names[names.duplicated()].unique()
+    if len(duplicated):
+        raise DatasetError(
+            f"{path}: image name(s) {list(duplicated[:5])} appear more than once; "
+            "each image must have exactly one caption row"
+        )
+    category = table["category"].str.strip().str.lower()
+    for line, (name, cat, text) in enumerate(
+        zip(names, category, table[caption_col].str.strip()), start=2
+    ):
+        if not cat:
+            raise DatasetError(f"{path}, line {line}: caption row of {name} has no category")
+        if cat not in CATEGORIES:
+            raise DatasetError(
+                f"{path}, line {line}: category {cat!r} of {name} is not one of the 20 "
+                f"categories {CATEGORIES}"
+            )
+        if not text:
+            raise DatasetError(f"{path}, line {line}: image {name} has an empty caption")
+    captions = pd.DataFrame(
+        {
+            "image_name": names,
+            "category": category,
+            "category_id": category.map(CATEGORIES.index).astype(np.int64),
+            "caption": table[caption_col].str.strip(),
+        }
+    )
+    unique_texts = sorted(captions["caption"].unique())
+    caption_ids = {text: i for i, text in enumerate(unique_texts)}
+    captions["caption_id"] = captions["caption"].map(caption_ids).astype(np.int64)
+    captions["image_path"] = None
+    if images_dir is not None:
+        captions["image_path"] = _resolve_images(captions["image_name"], Path(images_dir))
+    return captions.reset_index(drop=True)
+
+
+def _resolve_images(names: pd.Series, images_dir: Path) -> list[str]:
+    if not images_dir.is_dir():
+        raise DatasetError(f"{images_dir}: image folder not found")
+    on_disk = {}
+    for entry in os.scandir(images_dir):
+        stem, ext = os.path.splitext(entry.name)
+        if ext.lower() in IMAGE_EXTENSIONS:
+            on_disk.setdefault(stem, entry.path)
+    paths = []
+    for name in names:
+        if name not in on_disk:
+            raise DatasetError(
+                f"{images_dir}: no image file for {name} (looked for "
+                f"{name}{{{','.join(IMAGE_EXTENSIONS)}}}); copy the image in or pass "
+                "check_images=False to load without images"
+            )
+        paths.append(on_disk[name])
+    return paths
+
+
+def _find_images_dir(root: Path) -> Path:
+    for name in IMAGE_FOLDERS:
+        if (root / name).is_dir():
+            return root / name
+    raise DatasetError(
+        f"{root}: no image folder ({' or '.join(IMAGE_FOLDERS)}/) at the root; "
+        "pass images_dir= or check_images=False"
+    )
+
+
+def _normalise_session(session: str | int) -> str:
+    return f"ses-{int(session):02d}" if isinstance(session, int) else str(session)
+
+
+def _select_subjects(root: Path, runs: pd.DataFrame, subjects) -> tuple[str, ...]:
+    present = set(runs["subject"])
+    if isinstance(subjects, str) and subjects == "complete":
+        chosen = complete_subjects(root)
+        if not chosen:
+            raise DatasetError(f"{root}: no subject has all {N_SESSIONS} sessions")
+        return chosen
+    chosen = HANDOUT_SUBJECTS if subjects in (None, "handout") else tuple(subjects)
+    missing = [s for s in chosen if s not in present]
+    if missing:
+        raise DatasetError(
+            f"{root}: subject(s) {missing} have no low-speed runs here (found "
+            f"{sorted(present)}). Pass subjects='complete' to use the subjects that "
+            "have all sessions, or a list of subject IDs."
+        )
+    return tuple(chosen)
+
+
+def _read_labels_json(path: Path) -> tuple[list[int] | None, dict]:
+    """The run's JSON: a list of category labels (published form) or a metadata dict."""
+    try:
+        content = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
+    if isinstance(content, list):
+        if not all(isinstance(v, int) and 0 <= v < len(CATEGORIES) for v in content):
+            raise DatasetError(
+                f"{path}: expected a list of category indices 0..{len(CATEGORIES) - 1}"
+            )
+        return content, {}
+    if isinstance(content, dict):
+        labels = content.get("labels")
+        return (list(labels) if labels is not None else None), content
+    raise DatasetError(f"{path}: expected a JSON list of labels or a metadata object")
+
+
+def _read_image_csv(path: Path) -> list[str]:
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: malformed CSV ({exc})") from exc
+    if "FilePath" not in table.columns:
+        raise DatasetError(
+            f"{path}: no FilePath column (found {list(table.columns)}); the run's "
+            "image CSV must name each trial's image in FilePath"
+        )
+    return [image_key(p) for p in table["FilePath"]]
+
+
+def _check_run(
+    files: RunFiles,
+    X: np.ndarray,
+    image_keys: list[str],
+    labels: list[int] | None,
+    n_chans: int,
+    captions_by_name: pd.DataFrame,
+    check_finite: bool,
+) -> None:
+    if X.ndim != 3:
+        raise DatasetError(
+            f"{files.npy}: array has shape {X.shape}; expected 3 axes "
+            "(n_trials, n_chans, n_times)"
+        )
+    if X.shape[1] != n_chans:
+        raise DatasetError(
+            f"{files.npy}: {X.shape[1]} channels but {files.json.name} (or the default "
+            f"montage) names {n_chans}; pass channel_names= matching the recording"
+        )
+    if len(image_keys) != X.shape[0]:
+        raise DatasetError(
+            f"{files.csv}: {len(image_keys)} rows but {files.npy.name} has "
+            f"{X.shape[0]} trials; re-export the run or leave it out with subjects=/"
+            "sessions="
+        )
+    if labels is not None and len(labels) != X.shape[0]:
+        raise DatasetError(
+            f"{files.json}: {len(labels)} labels but {files.npy.name} has "
+            f"{X.shape[0]} trials"
+        )
+    unknown = [(i, k) for i, k in enumerate(image_keys) if k not in captions_by_name.index]
+    if unknown:
+        trial, key = unknown[0]
+        raise DatasetError(
+            f"{files.csv}: trial {trial} shows image {key!r}, which has no caption in "
+            f"captions.txt ({len(unknown)} such trial(s))"
+        )
+    if labels is not None:
+        expected = captions_by_name.loc[image_keys, "category_id"].to_numpy()
+        wrong = np.flatnonzero(np.asarray(labels) != expected)
+        if len(wrong):
+            t = int(wrong[0])
+            raise DatasetError(
+                f"{files.json}: trial {t} has label {labels[t]} "
+                f"({CATEGORIES[labels[t]]}) but captions.txt files image "
+                f"{image_keys[t]!r} under {CATEGORIES[expected[t]]} ({expected[t]}); "
+                f"{len(wrong)} trial(s) disagree"
+            )
+    if check_finite:
+        finite = np.isfinite(X).all(axis=(1, 2))
+        if not finite.all():
+            bad = np.flatnonzero(~finite)
+            raise DatasetError(
+                f"{files.npy}: trial(s) {bad[:5].tolist()} contain NaN or Inf"
+            )
+
+
+def load_dataset(
+    root: str | os.PathLike,
+    *,
+    subjects: Sequence[str] | str | None = "handout",
+    sessions: Sequence[str | int] | None = None,
+    channel_names: Sequence[str] | None = None,
+    captions_path: str | os.PathLike | None = None,
+    images_dir: str | os.PathLike | None = None,
+    check_images: bool = True,
+    check_finite: bool = True,
+) -> EEGData:
+    """Load ds005589's low-speed runs as one trial table (handout 2.7, steps 1-5).
+
+    Parameters
+    ----------
+    root : path-like
+        The dataset root, in the course or the OpenNeuro layout (detected).
+    subjects : {"handout", "complete"} or sequence of str, default="handout"
+        ``"handout"``: the course's 13 subjects (all must be present);
+        ``"complete"``: every subject found with all 5 sessions; or a list of IDs.
+        Files of other subjects are not opened.
+    sessions : sequence of str or int, optional
+        Sessions to load (``"ses-01"`` or ``1``); all by default.
+    channel_names : sequence of str, optional
+        Electrode names; by default the run JSON's (if it has any) or
+        :data:`eegkit.channels.DEFAULT_CHANNELS`.
+    captions_path : path-like, optional
+        Defaults to ``root / "captions.txt"``.
+    images_dir : path-like, optional
+        Defaults to ``root / "images"`` or ``root / "All_images"``.
+    check_images : bool, default=True
+        Require an image file for every caption.
+    check_finite : bool, default=True
+        Read every run once to reject NaN or Inf.
+
+    Returns
+    -------
+    data : EEGData
+
+    Raises
+    ------
+    DatasetError
+        On any missing or inconsistent file; the message names it.
+    """
+    root = Path(root)
+    layout = detect_layout(root)
+    all_runs = scan_runs(root, layout)
+    chosen = _select_subjects(root, all_runs, subjects)
+    runs = all_runs[all_runs["subject"].isin(chosen)]
+    if sessions is not None:
+        wanted = [_normalise_session(s) for s in sessions]
+        runs = runs[runs["session"].isin(wanted)]
+        if runs.empty:
+            raise DatasetError(f"{root}: no runs of sessions {wanted} for {chosen}")
+
+    images = None
+    if check_images:
+        images = Path(images_dir) if images_dir is not None else _find_images_dir(root)
+    captions = load_captions(captions_path or root / "captions.txt", images)
+    by_name = captions.assign(image_id=np.arange(len(captions))).set_index("image_name")
+
+    arrays, run_files, tables = [], [], []
+    names: tuple[str, ...] | None = tuple(channel_names) if channel_names else None
+    sfreq: float | None = None
+    for row in runs.itertuples(index=False):
+        for kind, suffix in (("npy", "_1000Hz.npy"), ("json", "_1000Hz.json"), ("csv", "_image.csv")):
+            if getattr(row, kind) is None:
+                stem = f"{row.subject}_{row.session}_task-lowSpeed_{row.run}{suffix}"
+                other = next(p for p in (row.npy, row.json, row.csv) if p is not None)
+                raise DatasetError(
+                    f"{other.parent}: {stem} is missing for {row.subject} {row.session} "
+                    f"{row.run}; restore it or leave the run out with subjects=/sessions="
+                )
+        files = RunFiles(row.subject, row.session, row.run, row.npy, row.json, row.csv)
+        labels, meta = _read_labels_json(files.json)
+        run_names = meta.get("channel_names") or meta.get("ch_names")
+        if names is None:
+            names = tuple(run_names) if run_names else DEFAULT_CHANNELS
+        try:
+            X = np.load(files.npy, mmap_mode="r")
+        except (ValueError, OSError) as exc:
+            raise DatasetError(f"{files.npy}: not a readable .npy array ({exc})") from exc
+        n_chans = len(run_names) if run_names else len(names)
+        keys = _read_image_csv(files.csv)
+        _check_run(files, X, keys, labels, n_chans, by_name, check_finite)
+        if arrays and X.shape[2] != arrays[0].shape[2]:
+            raise DatasetError(
+                f"{files.npy}: {X.shape[2]} time points, but {run_files[0].npy.name} "
+                f"has {arrays[0].shape[2]}; all runs must share one epoch length"
+            )
+        run_sfreq = float(meta.get("sfreq") or meta.get("sampling_rate") or 0) or (
+            X.shape[2] / EPOCH_SECONDS
+        )
+        if sfreq is not None and run_sfreq != sfreq:
+            raise DatasetError(f"{files.json}: sampling rate {run_sfreq} Hz, not {sfreq} Hz")
+        sfreq = run_sfreq
+        info = by_name.loc[keys]
+        tables.append(
+            pd.DataFrame(
+                {
+                    "subject": files.subject,
+                    "session": files.session,
+                    "run": files.run,
+                    "trial": np.arange(X.shape[0]),
+                    "image_name": keys,
+                    "category": info["category"].to_numpy(),
+                    "category_id": info["category_id"].to_numpy(),
+                    "caption_id": info["caption_id"].to_numpy(),
+                    "caption": info["caption"].to_numpy(),
+                    "image_id": info["image_id"].to_numpy(),
+                    "image_path": info["image_path"].to_numpy(),
+                    "run_index": len(arrays),
+                }
+            )
+        )
+        arrays.append(X)
+        run_files.append(files)
+
+    trials = pd.concat(tables, ignore_index=True)
+    loaded = tuple(s for s in chosen if s in set(trials["subject"]))
+    trials.insert(
+        trials.columns.get_loc("run") + 1,
+        "subject_id",
+        trials["subject"].map({s: i for i, s in enumerate(loaded)}).astype(np.int64),
+    )
+    twin = None
+    if (root / TWIN_MANIFEST).is_file():
+        twin = json.loads((root / TWIN_MANIFEST).read_text())
+    return EEGData(
+        root=root,
+        layout=layout,
+        trials=trials,
+        captions=captions,
+        runs=arrays,
+        run_files=run_files,
+        channel_names=names,
+        sfreq=sfreq,
+        subjects=loaded,
+        twin=twin,
+    )
+
+
+def resolve_data_root(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    twin_preset: str = "default",
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Where the data is: ``data_dir``, else ``$EEGKIT_DATA``, else the synthetic twin.
+
+    The twin is written once (deterministically from ``twin_preset`` and ``seed``)
+    into ``cache_dir`` (default ``$EEGKIT_CACHE`` or ``~/.cache/eegkit``) and reused.
+
+    Parameters
+    ----------
+    data_dir : path-like, optional
+        The real dataset root; an empty string counts as not given.
+    twin_preset : {"tiny", "default", "full"}, default="default"
+    seed : int, default=0
+    cache_dir : path-like, optional
+
+    Returns
+    -------
+    root : Path
+    """
+    chosen = data_dir or os.environ.get("EEGKIT_DATA")
+    if chosen:
+        return Path(chosen)
+    from eegkit.synthetic import make_twin
+
+    cache = Path(cache_dir or os.environ.get("EEGKIT_CACHE") or Path.home() / ".cache" / "eegkit")
+    root = cache / f"twin-{twin_preset}-seed{seed}"
+    if not (root / TWIN_MANIFEST).is_file():
+        if root.exists():
+            warnings.warn(f"{root} holds an incomplete twin; writing it again", stacklevel=2)
+        make_twin(root, preset=twin_preset, seed=seed, overwrite=True)
+    return root
