@@ -255,6 +255,7 @@ def draw_image(spec: ImageSpec, size: int = 224) -> Image.Image:
     spread = 2.3 * half
     for k in range(n):
         cx = centre_x + (k - (n - 1) / 2) * spread * 0.8
+        cx = min(max(cx, 1.05 * half), size - 1.05 * half)  # keep motifs in frame
         cy = size * 0.55 + (k % 2) * half * 0.6 - (n > 1) * half * 0.3
         _motif(draw, spec.category, cx, cy, half, COLOURS[spec.colour])
     return image

@@ -63,8 +63,10 @@ class TwinPreset:
         across runs, sessions and subjects as in ds005589.
     image_size : int, default=224
         Image side in pixels.
-    snr : float, default=0.3
+    snr : float, default=0.17
         Amplitude of the evoked responses relative to the background noise's RMS.
+        At 0.17, a shrinkage-LDA on the default twin's session split scores about
+        38 % (20 classes; 5 % chance), in the range of good models on real EEG.
     """
 
     name: str
@@ -76,7 +78,15 @@ class TwinPreset:
     sfreq: float = 1000.0
     images_per_category: int = 25
     image_size: int = 224
-    snr: float = 0.3
+    snr: float = 0.17
+
+    def __post_init__(self):
+        if self.trials_per_category > self.images_per_category:
+            raise ValueError(
+                f"trials_per_category={self.trials_per_category} exceeds "
+                f"images_per_category={self.images_per_category}: a run shows each "
+                "image at most once; raise images_per_category"
+            )
 
     @property
     def n_trials(self) -> int:
