@@ -626,12 +626,21 @@ def resolve_data_root(
     chosen = data_dir or os.environ.get("EEGKIT_DATA")
     if chosen:
         return Path(chosen)
-    from eegkit.synthetic import make_twin
+    from eegkit.synthetic import GENERATOR_VERSION, make_twin
 
     cache = Path(cache_dir or os.environ.get("EEGKIT_CACHE") or Path.home() / ".cache" / "eegkit")
     root = cache / f"twin-{twin_preset}-seed{seed}"
-    if not (root / TWIN_MANIFEST).is_file():
-        if root.exists():
-            warnings.warn(f"{root} holds an incomplete twin; writing it again", stacklevel=2)
-        make_twin(root, preset=twin_preset, seed=seed, overwrite=True)
+    manifest = root / TWIN_MANIFEST
+    if manifest.is_file():
+        version = json.loads(manifest.read_text()).get("generator_version")
+        if version == GENERATOR_VERSION:
+            return root
+        warnings.warn(
+            f"{root} was written by twin generator version {version}, not "
+            f"{GENERATOR_VERSION}; writing it again",
+            stacklevel=2,
+        )
+    elif root.exists():
+        warnings.warn(f"{root} holds an incomplete twin; writing it again", stacklevel=2)
+    make_twin(root, preset=twin_preset, seed=seed, overwrite=True)
     return root

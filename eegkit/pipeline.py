@@ -71,6 +71,9 @@ def to_ipynb(py_path: str | Path, params: dict | None = None) -> nbformat.Notebo
     for cell in notebook.cells:  # papermill looks up tags on every cell
         cell.metadata.setdefault("tags", [])
     notebook.metadata.setdefault("papermill", {})
+    notebook.metadata.setdefault(
+        "kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"}
+    )
     params = params or {}
     stem = Path(py_path).stem
     merged = {k: v for k, v in params.items() if k != "notebooks"}

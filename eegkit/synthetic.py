@@ -37,7 +37,7 @@ from eegkit.channels import CATEGORIES, DEFAULT_CHANNELS, HANDOUT_SUBJECTS, chan
 from eegkit.data import TWIN_MANIFEST
 from eegkit.stimuli import ATTRIBUTES, ImageSpec, draw_image, sample_specs
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 FRONTAL_BLINK_CHANNELS = ("Fp1", "Fpz", "Fp2", "AF7", "AF3", "AFz", "AF4", "AF8")
 
 
@@ -119,8 +119,12 @@ def _gaussian(t: np.ndarray, centre: float, width: float) -> np.ndarray:
     return np.exp(-0.5 * ((t - centre) / width) ** 2)
 
 
-def _smooth_patterns(rng, positions, n_sources, width_m, centre_bias=None):
-    """Scalp patterns (n_chans, n_sources): Gaussian blobs on the electrode positions."""
+def _smooth_patterns(rng, positions, n_sources, width_m, centre_bias=None, signed=True):
+    """Scalp patterns (n_chans, n_sources): Gaussian blobs on the electrode positions.
+
+    ``signed=False`` keeps every blob positive, so that a source's waveform has the
+    same polarity over its whole scalp region (as P1/N1 do over visual cortex).
+    """
     n_chans = len(positions)
     if centre_bias is None:
         centres = rng.choice(n_chans, n_sources)
@@ -129,7 +133,8 @@ def _smooth_patterns(rng, positions, n_sources, width_m, centre_bias=None):
         centres = rng.choice(n_chans, n_sources, p=p)
     dist = np.linalg.norm(positions[:, None, :] - positions[None, centres, :], axis=-1)
     patterns = np.exp(-0.5 * (dist / width_m) ** 2)
-    return patterns * rng.choice([-1.0, 1.0], n_sources)
+    signs = rng.choice([-1.0, 1.0], n_sources)
+    return patterns * signs if signed else patterns
 
 
 @dataclass
@@ -200,7 +205,7 @@ class TwinModel:
         times = np.arange(preset.n_times) / preset.sfreq
         # Visual sources sit mostly over the back of the head (y < 0).
         posterior = 1.0 / (1.0 + np.exp(positions[:, 1] / 0.02))
-        patterns = _smooth_patterns(rng, positions, n_sources, 0.035, 0.2 + posterior)
+        patterns = _smooth_patterns(rng, positions, n_sources, 0.035, 0.2 + posterior, signed=False)
         patterns /= np.abs(patterns).max(axis=0)
 
         peaks = ((0.100, 0.012, 1.0), (0.170, 0.018, -1.0), (0.250, 0.030, 1.0))
