@@ -92,15 +92,26 @@ class EEGTrialDataset(Dataset):
             )
         }
 
+    @property
+    def subject_index(self) -> np.ndarray:
+        """Subject index of every trial, for :class:`eegkit.train.SubjectBalancedSampler`."""
+        return self._labels["subject"].numpy()
+
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        row = self.rows[index]
-        X = self.data.get_trials([row])[0]
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+        """Read a whole batch in one pass over the memory-mapped runs."""
+        rows = self.rows[indices]
+        X = self.data.get_trials(rows)
         if self.normalizer is not None:
             X = self.normalizer.transform(X)
-        item = {name: labels[index] for name, labels in self._labels.items()}
-        item["X"] = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
-        item["row"] = torch.tensor(row, dtype=torch.int64)
-        return item
+        X = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        return [
+            {"X": X[i], "row": torch.tensor(rows[i], dtype=torch.int64),
+             **{name: labels[index] for name, labels in self._labels.items()}}
+            for i, index in enumerate(indices)
+        ]

@@ -82,3 +82,12 @@ def test_resolve_data_root_rewrites_a_twin_of_an_older_generator(tmp_path):
     with pytest.warns(UserWarning, match="generator version -1"):
         resolve_data_root(twin_preset="tiny", seed=5, cache_dir=tmp_path)
     assert json.loads(manifest.read_text())["generator_version"] != -1
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "x.txt", lambda tmp: open(tmp, "w").write("x"))
+    finally:
+        os.umask(mask)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)

@@ -1,0 +1,356 @@
+"""EEG classifiers: the baselines and the handout's multi-head architecture.
+
+Every model takes ``forward(X, subject=None)`` with ``X`` of shape
+``(batch, n_chans, n_times)`` and returns ``(batch, n_outputs)``; baselines ignore
+``subject``. The multi-head model is three swappable parts (handout section 3):
+
+1. :class:`ChannelCNN`: the same 1-D temporal convolutions on every electrode, temporal
+   pooling and a projection to ``d``, plus a learned embedding per electrode:
+   ``(batch, n_chans, n_times) -> (batch, n_chans, d)``;
+2. :class:`ElectrodeTransformer`: a transformer encoder over the electrode tokens,
+   shared by all subjects: ``(batch, n_chans, d) -> (batch, d)``;
+3. :class:`SubjectHeads`: one head per subject in a ``ModuleDict`` keyed by subject ID.
+   Only the heads of subjects present in a batch are run, so the others get no
+   gradient at all (selective backpropagation, handout 3.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from eegkit.channels import CATEGORIES
+
+UNKNOWN_SUBJECT = -1
+
+
+class EEGModel(nn.Module):
+    """Base class: holds the signal shape every model is built for.
+
+    Parameters
+    ----------
+    n_chans : int
+        Electrodes.
+    n_times : int
+        Samples per trial.
+    sfreq : float
+        Sampling rate in Hz.
+    n_outputs : int, default=20
+        Classes (or embedding size for retrieval heads).
+    """
+
+    def __init__(self, n_chans: int, n_times: int, sfreq: float, n_outputs: int = len(CATEGORIES)):
+        super().__init__()
+        for name, value in (("n_chans", n_chans), ("n_times", n_times), ("n_outputs", n_outputs)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {name}={value}")
+        if sfreq <= 0:
+            raise ValueError(f"sfreq must be positive (Hz), got sfreq={sfreq}")
+        self.n_chans, self.n_times, self.sfreq, self.n_outputs = int(n_chans), int(n_times), float(sfreq), int(n_outputs)
+
+    def _check_input(self, X: torch.Tensor) -> None:
+        if X.ndim != 3 or X.shape[1:] != (self.n_chans, self.n_times):
+            raise ValueError(
+                f"{type(self).__name__} expects X of shape (batch, {self.n_chans}, "
+                f"{self.n_times}), got {tuple(X.shape)}"
+            )
+
+    def n_parameters(self, trainable_only: bool = True) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+
+def _pool_factor(sfreq: float, target_sfreq: float) -> int:
+    return max(1, int(round(sfreq / target_sfreq)))
+
+
+class WangFC(EEGModel):
+    """Fully connected network on the flattened trial, after Wang et al.'s validation model.
+
+    The dataset paper validated ds005589 with a fully connected classifier on
+    125-sample epochs (its README's downsampled copy). Its exact layer sizes live in a
+    file the published dataset stores as a git-annex pointer, so they could not be
+    read here; this model follows the paper's description: the trial is averaged down
+    to about 250 Hz, flattened, and passed through one hidden ReLU layer with dropout.
+
+    Parameters
+    ----------
+    n_chans, n_times, sfreq, n_outputs
+        See :class:`EEGModel`.
+    hidden : int, default=256
+    dropout : float, default=0.5
+    target_sfreq : float, default=250.0
+        Rate (Hz) the input is averaged down to before flattening.
+
+    References
+    ----------
+    Xue, S. et al. (2024). A multi-subject and multi-session EEG dataset for modelling
+    human visual object recognition. OpenNeuro ds005589.
+    """
+
+    def __init__(self, n_chans, n_times, sfreq, n_outputs=len(CATEGORIES), hidden=256,
+                 dropout=0.5, target_sfreq=250.0):
+        super().__init__(n_chans, n_times, sfreq, n_outputs)
+        pool = _pool_factor(sfreq, target_sfreq)
+        self.net = nn.Sequential(
+            nn.AvgPool1d(pool),
+            nn.Flatten(),
+            nn.LazyLinear(hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, n_outputs),
+        )
+        with torch.no_grad():  # materialise the lazy layer from the input shape
+            self.net(torch.zeros(1, n_chans, n_times))
+
+    def forward(self, X: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_input(X)
+        return self.net(X)
+
+
+class BraindecodeModel(EEGModel):
+    """A braindecode model behind eegkit's ``forward(X, subject=None)``.
+
+    Parameters
+    ----------
+    name : {"eegnet", "shallow"}
+        ``"eegnet"``: EEGNet-4,2 (Lawhern et al., 2018, *J. Neural Eng.* 15:056013);
+        ``"shallow"``: ShallowFBCSPNet, the shallow ConvNet of Schirrmeister et al.
+        (2017, *Hum. Brain Mapp.* 38:5391). Both from braindecode 0.8.1.
+    n_chans, n_times, sfreq, n_outputs
+        See :class:`EEGModel`.
+    """
+
+    def __init__(self, name: str, n_chans, n_times, sfreq, n_outputs=len(CATEGORIES)):
+        super().__init__(n_chans, n_times, sfreq, n_outputs)
+        from braindecode.models import EEGNetv4, ShallowFBCSPNet
+
+        classes = {"eegnet": EEGNetv4, "shallow": ShallowFBCSPNet}
+        if name not in classes:
+            raise ValueError(f"unknown braindecode model {name!r}; choose one of {list(classes)}")
+        kwargs = dict(n_chans=n_chans, n_outputs=n_outputs, n_times=n_times, sfreq=sfreq)
+        if name == "shallow":  # 0.8.1's shallow net ends in log-softmax unless told not to
+            kwargs.update(final_conv_length="auto", add_log_softmax=False)
+        self.name = name
+        self.model = classes[name](**kwargs)
+
+    def forward(self, X: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_input(X)
+        return self.model(X)
+
+
+class ChannelCNN(EEGModel):
+    """Stage 1: per-electrode temporal CNN, ``(B, C, T) -> (B, C, d)``.
+
+    Every electrode's time series goes through the same convolutions (filters are
+    shared across electrodes); pooling then reduces time to ``n_time_bins`` bins
+    (1 = the handout's plain mean over time; a few bins keep the coarse latency that
+    distinguishes evoked components), and a linear layer projects to ``d``. A learned
+    embedding per electrode is added so that the transformer knows which electrode a
+    token came from.
+
+    Parameters
+    ----------
+    n_chans, n_times, sfreq
+        See :class:`EEGModel`.
+    d : int, default=64
+        Token size.
+    n_filters : int, default=16
+    kernel_seconds : float, default=0.05
+        Length of the first convolution, in s.
+    n_time_bins : int, default=8
+    target_sfreq : float, default=250.0
+        The input is averaged down to about this rate (Hz) first, which keeps the
+        evoked band and divides the cost.
+    dropout : float, default=0.1
+    """
+
+    def __init__(self, n_chans, n_times, sfreq, d=64, n_filters=16, kernel_seconds=0.05,
+                 n_time_bins=8, target_sfreq=250.0, dropout=0.1):
+        super().__init__(n_chans, n_times, sfreq, n_outputs=d)
+        pool = _pool_factor(sfreq, target_sfreq)
+        rate = sfreq / pool
+        kernel = max(3, int(round(kernel_seconds * rate)) | 1)  # odd, for "same" padding
+        self.d = d
+        self.temporal = nn.Sequential(
+            nn.AvgPool1d(pool),
+            nn.Conv1d(1, n_filters, kernel, padding=kernel // 2),
+            nn.BatchNorm1d(n_filters),
+            nn.GELU(),
+            nn.Conv1d(n_filters, 2 * n_filters, 5, padding=2),
+            nn.BatchNorm1d(2 * n_filters),
+            nn.GELU(),
+            nn.AdaptiveAvgPool1d(n_time_bins),
+        )
+        self.project = nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
+                                     nn.Linear(2 * n_filters * n_time_bins, d))
+        self.electrode_embedding = nn.Parameter(0.02 * torch.randn(n_chans, d))
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """``X`` (batch, n_chans, n_times) -> tokens (batch, n_chans, d)."""
+        self._check_input(X)
+        batch = X.shape[0]
+        series = rearrange(X, "batch chan time -> (batch chan) 1 time")
+        tokens = self.project(self.temporal(series))
+        tokens = rearrange(tokens, "(batch chan) d -> batch chan d", batch=batch)
+        return tokens + self.electrode_embedding
+
+
+class ElectrodeTransformer(nn.Module):
+    """Stage 2: transformer encoder over electrode tokens, ``(B, C, d) -> (B, d)``.
+
+    A learned summary token is prepended; its output is the trial's representation.
+
+    Parameters
+    ----------
+    d : int, default=64
+    n_layers : int, default=2
+    n_heads : int, default=4
+    dropout : float, default=0.1
+    """
+
+    def __init__(self, d=64, n_layers=2, n_heads=4, dropout=0.1):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(d, n_heads, dim_feedforward=2 * d, dropout=dropout,
+                                           batch_first=True, norm_first=True, activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.summary_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        summary = self.summary_token.expand(tokens.shape[0], -1, -1)
+        out = self.encoder(torch.cat([summary, tokens], dim=1))
+        return self.norm(out[:, 0])
+
+
+class EEGEncoder(nn.Module):
+    """Stages 1 and 2: ``(B, C, T) -> (B, d)``, shared by every subject and task."""
+
+    def __init__(self, cnn: ChannelCNN, transformer: ElectrodeTransformer):
+        super().__init__()
+        self.cnn, self.transformer = cnn, transformer
+        self.d = cnn.d
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.transformer(self.cnn(X))
+
+
+class SubjectHeads(nn.Module):
+    """Stage 3: one head per subject, ``(B, d), subject -> (B, n_outputs)``.
+
+    Parameters
+    ----------
+    subjects : sequence of str
+        Subject IDs; ``subject`` indices passed to :meth:`forward` index this list.
+    d : int
+    n_outputs : int
+    hidden : int or None, default=None
+        Width of one hidden layer; None gives a linear head.
+    dropout : float, default=0.2
+
+    Notes
+    -----
+    Heads run only on the rows of their own subject, and only for subjects present in
+    the batch: an absent subject's head takes no part in the graph, its gradient stays
+    ``None`` and optimisers (AdamW's weight decay included) leave it bit-identical.
+    A subject index of -1 (a subject with no head, e.g. held out in the cross-subject
+    protocol) gets the mean of all heads' outputs.
+    """
+
+    def __init__(self, subjects: Sequence[str], d: int, n_outputs: int, hidden: int | None = None,
+                 dropout: float = 0.2):
+        super().__init__()
+        self.subjects = tuple(subjects)
+
+        def head():
+            if hidden is None:
+                return nn.Sequential(nn.Dropout(dropout), nn.Linear(d, n_outputs))
+            return nn.Sequential(nn.Dropout(dropout), nn.Linear(d, hidden), nn.GELU(),
+                                 nn.Linear(hidden, n_outputs))
+
+        self.heads = nn.ModuleDict({s: head() for s in self.subjects})
+        self.n_outputs = n_outputs
+
+    def forward(self, features: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
+        parts, where = [], []
+        for index in torch.unique(subject).tolist():
+            rows = torch.nonzero(subject == index).squeeze(1)
+            if index == UNKNOWN_SUBJECT:
+                outputs = [head(features[rows]) for head in self.heads.values()]
+                parts.append(torch.stack(outputs).mean(dim=0))
+            elif 0 <= index < len(self.subjects):
+                parts.append(self.heads[self.subjects[index]](features[rows]))
+            else:
+                raise ValueError(
+                    f"subject index {index} has no head; heads are 0..{len(self.subjects) - 1} or -1"
+                )
+            where.append(rows)
+        # one loop over the subjects present, then a single scatter back to batch order
+        order = torch.cat(where)
+        out = torch.cat(parts)
+        return out[torch.argsort(order)]
+
+
+class MultiHeadEEGNet(EEGModel):
+    """The handout's architecture: shared CNN + transformer encoder, one head per subject.
+
+    Parameters
+    ----------
+    n_chans, n_times, sfreq, n_outputs
+        See :class:`EEGModel`.
+    subjects : sequence of str
+        One head per subject ID.
+    d : int, default=64
+    n_layers : int, default=2
+    n_heads : int, default=4
+    head_hidden : int or None, default=None
+    dropout : float, default=0.1
+    cnn_kwargs : dict, optional
+        Extra arguments of :class:`ChannelCNN`.
+    """
+
+    def __init__(self, n_chans, n_times, sfreq, subjects: Sequence[str], n_outputs=len(CATEGORIES),
+                 d=64, n_layers=2, n_heads=4, head_hidden=None, dropout=0.1, cnn_kwargs=None):
+        super().__init__(n_chans, n_times, sfreq, n_outputs)
+        cnn = ChannelCNN(n_chans, n_times, sfreq, d=d, dropout=dropout, **(cnn_kwargs or {}))
+        self.encoder = EEGEncoder(cnn, ElectrodeTransformer(d, n_layers, n_heads, dropout))
+        self.heads = SubjectHeads(subjects, d, n_outputs, hidden=head_hidden)
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        return self.heads.subjects
+
+    def forward(self, X: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
+        if subject is None:
+            subject = torch.full((X.shape[0],), UNKNOWN_SUBJECT, device=X.device)
+        return self.heads(self.encoder(X), subject)
+
+
+def subject_lookup(model_subjects: Sequence[str], data_subjects: Sequence[str]) -> torch.Tensor:
+    """Map ``data.subjects`` indices to a model's head indices (-1: no head).
+
+    Returns
+    -------
+    lookup : LongTensor, shape (len(data_subjects),)
+    """
+    heads = {s: i for i, s in enumerate(model_subjects)}
+    return torch.tensor([heads.get(s, UNKNOWN_SUBJECT) for s in data_subjects], dtype=torch.int64)
+
+
+MODEL_NAMES = ("wang_fc", "eegnet", "shallow", "multihead")
+
+
+def make_model(name: str, n_chans: int, n_times: int, sfreq: float, subjects: Sequence[str] = (),
+               n_outputs: int = len(CATEGORIES), **kwargs) -> EEGModel:
+    """Build a classifier by name: ``wang_fc``, ``eegnet``, ``shallow`` or ``multihead``."""
+    if name == "wang_fc":
+        return WangFC(n_chans, n_times, sfreq, n_outputs, **kwargs)
+    if name in ("eegnet", "shallow"):
+        return BraindecodeModel(name, n_chans, n_times, sfreq, n_outputs, **kwargs)
+    if name == "multihead":
+        if not subjects:
+            raise ValueError("the multihead model needs subjects= (one head per subject)")
+        return MultiHeadEEGNet(n_chans, n_times, sfreq, subjects, n_outputs, **kwargs)
+    raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")

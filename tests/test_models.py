@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from eegkit.models import (
+    UNKNOWN_SUBJECT,
+    ChannelCNN,
+    MultiHeadEEGNet,
+    make_model,
+    subject_lookup,
+)
+
+SUBJECTS = ("sub-02", "sub-03", "sub-05")
+
+
+@pytest.mark.parametrize("name", ["wang_fc", "eegnet", "shallow", "multihead"])
+def test_every_model_maps_trials_to_20_logits(name):
+    model = make_model(name, 122, 125, 250.0, subjects=SUBJECTS)
+    X = torch.randn(4, 122, 125)
+    out = model(X, torch.tensor([0, 1, 2, 0]))
+    assert out.shape == (4, 20) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match=r"expects X of shape \(batch, 122, 125\)"):
+        model(torch.randn(4, 120, 125), torch.zeros(4, dtype=torch.long))
+
+
+def test_channel_cnn_keeps_electrode_identity():
+    cnn = ChannelCNN(122, 500, 1000.0, d=32).eval()
+    X = torch.randn(2, 122, 500)
+    tokens = cnn(X)
+    assert tokens.shape == (2, 122, 32)
+    # the same waveform on two electrodes gives different tokens (electrode embedding)
+    X[:, 1] = X[:, 0]
+    tokens = cnn(X)
+    assert not torch.allclose(tokens[:, 0], tokens[:, 1])
+    # and the filters are shared: without the embedding the tokens agree
+    assert torch.allclose(tokens[:, 0] - cnn.electrode_embedding[0], tokens[:, 1] - cnn.electrode_embedding[1], atol=1e-5)
+
+
+def test_each_trial_uses_its_own_subjects_head():
+    model = MultiHeadEEGNet(122, 125, 250.0, SUBJECTS).eval()
+    X = torch.randn(6, 122, 125)
+    subject = torch.tensor([2, 0, 1, 0, 2, 1])
+    out = model(X, subject)
+    features = model.encoder(X)
+    for i, s in enumerate(subject.tolist()):
+        expected = model.heads.heads[SUBJECTS[s]](features[i : i + 1])
+        torch.testing.assert_close(out[i : i + 1], expected)
+    # a subject without a head gets the mean of all heads
+    unknown = model(X[:1], torch.tensor([UNKNOWN_SUBJECT]))
+    mean = torch.stack([h(features[:1]) for h in model.heads.heads.values()]).mean(0)
+    torch.testing.assert_close(unknown, mean)
+
+
+def test_selective_backprop_leaves_absent_heads_bit_identical():
+    """AdamW with weight decay and momentum: an absent head must not move at all."""
+    torch.manual_seed(0)
+    model = MultiHeadEEGNet(122, 125, 250.0, SUBJECTS)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for step in range(3):  # several steps, so AdamW has momentum for every head it saw
+        subject = torch.tensor([0, 1, 0, 1]) if step < 2 else torch.tensor([0, 0, 0, 0])
+        X, y = torch.randn(4, 122, 125), torch.randint(0, 20, (4,))
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(X, subject), y).backward()
+        if step == 2:
+            assert all(p.grad is None for p in model.heads.heads["sub-03"].parameters())
+            head_03 = {k: v.clone() for k, v in model.heads.heads["sub-03"].state_dict().items()}
+        optimizer.step()
+    after = model.state_dict()
+    # sub-05 was never in a batch: bit-identical to its initial weights
+    for key in before:
+        if key.startswith("heads.heads.sub-05"):
+            assert torch.equal(before[key], after[key]), key
+    # sub-03 was absent from the last step: that step left it bit-identical
+    for key, value in model.heads.heads["sub-03"].state_dict().items():
+        assert torch.equal(head_03[key], value), key
+    # the present head and the shared encoder did change
+    assert not torch.equal(before["heads.heads.sub-02.1.weight"], after["heads.heads.sub-02.1.weight"])
+    assert not torch.equal(before["encoder.cnn.electrode_embedding"], after["encoder.cnn.electrode_embedding"])
+
+
+def test_subject_lookup_maps_missing_subjects_to_unknown():
+    lookup = subject_lookup(("sub-02", "sub-05"), ("sub-02", "sub-03", "sub-05"))
+    assert lookup.tolist() == [0, UNKNOWN_SUBJECT, 1]
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="choose one of"):
+        make_model("resnet", 122, 500, 1000.0)

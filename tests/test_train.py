@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from eegkit.models import MultiHeadEEGNet, WangFC
+from eegkit.train import ClassificationObjective, SubjectBalancedSampler, TrainConfig, fit, predict
+
+N_CHANS, N_TIMES = 8, 50
+
+
+class EasyTrials(Dataset):
+    """Class-dependent means plus noise: a model that trains at all learns it."""
+
+    def __init__(self, n, seed, n_subjects=3, n_classes=4):
+        g = torch.Generator().manual_seed(seed)
+        self.y = torch.randint(0, n_classes, (n,), generator=g)
+        self.subject = torch.arange(n) % n_subjects
+        means = torch.randn(n_classes, N_CHANS, N_TIMES, generator=torch.Generator().manual_seed(99))
+        self.X = means[self.y] + 0.5 * torch.randn(n, N_CHANS, N_TIMES, generator=g)
+        self.subject_index = self.subject.numpy()
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {"X": self.X[i], "y": self.y[i], "subject": self.subject[i], "row": torch.tensor(i)}
+
+
+def small_model(seed=0):
+    torch.manual_seed(seed)
+    return WangFC(N_CHANS, N_TIMES, 100.0, n_outputs=4, hidden=32, target_sfreq=100.0)
+
+
+CONFIG = TrainConfig(max_epochs=3, batch_size=16, lr=3e-3, patience=10, seed=1)
+
+
+def test_fit_learns_and_records_history():
+    result = fit(small_model(), ClassificationObjective(), EasyTrials(160, 0), EasyTrials(64, 1), CONFIG, progress=False)
+    history = result.history
+    assert list(history.columns[:5]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
+    assert len(history) == 3 and history["val_acc"].iloc[-1] > 0.8
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    out = predict(result.model, EasyTrials(64, 1))
+    assert out["logits"].shape == (64, 4) and (out["logits"].argmax(1) == out["y"]).mean() > 0.8
+
+
+def test_same_seed_same_weights():
+    a = fit(small_model(), ClassificationObjective(), EasyTrials(96, 0), EasyTrials(32, 1), CONFIG, progress=False)
+    b = fit(small_model(), ClassificationObjective(), EasyTrials(96, 0), EasyTrials(32, 1), CONFIG, progress=False)
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+class Interrupt(Exception):
+    pass
+
+
+class InterruptingObjective(ClassificationObjective):
+    """Raises at a given training call, as a killed run would."""
+
+    def __init__(self, at_call):
+        super().__init__()
+        self.calls, self.at_call = 0, at_call
+
+    def __call__(self, model, batch):
+        if model.training:
+            self.calls += 1
+            if self.calls == self.at_call:
+                raise Interrupt
+        return super().__call__(model, batch)
+
+
+def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
+    train, val = EasyTrials(96, 0), EasyTrials(32, 1)
+    reference = fit(small_model(), ClassificationObjective(), train, val, CONFIG, progress=False)
+    checkpoint = tmp_path / "run.pt"
+    steps_per_epoch = 96 // 16
+    with pytest.raises(Interrupt):  # dies in the middle of epoch 2
+        fit(small_model(), InterruptingObjective(steps_per_epoch + 3), train, val, CONFIG,
+            checkpoint=checkpoint, progress=False)
+    assert checkpoint.is_file() and not list(tmp_path.glob(".run.pt*"))  # no temp file left
+    resumed = fit(small_model(seed=5), ClassificationObjective(), train, val, CONFIG,
+                  checkpoint=checkpoint, progress=False)
+    assert resumed.history["epoch"].tolist() == [1, 2, 3]
+    for (k, va), vb in zip(reference.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(va, vb, atol=1e-6), k
+    # a finished run is returned from its checkpoint without training again
+    again = fit(small_model(seed=6), InterruptingObjective(1), train, val, CONFIG, checkpoint=checkpoint, progress=False)
+    assert again.best_epoch == resumed.best_epoch
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    config = TrainConfig(max_epochs=30, batch_size=16, lr=3e-2, patience=2, seed=0)
+    result = fit(small_model(), ClassificationObjective(), EasyTrials(64, 0), EasyTrials(32, 1), config, progress=False)
+    history = result.history
+    assert result.best_epoch == history.loc[history["val_loss"].idxmin(), "epoch"]
+    if result.stopped_early:
+        assert len(history) == result.best_epoch + 2
+
+
+def test_subject_balanced_sampler_interleaves_subjects():
+    subjects = np.array([0] * 50 + [1] * 30 + [2] * 20)
+    sampler = SubjectBalancedSampler(subjects, seed=0)
+    order = list(sampler)
+    assert sorted(order) == list(range(100))  # every trial once
+    first_rounds = subjects[order[:60]]
+    for start in range(0, 60, 3):  # while all subjects have trials, each window of 3 has all
+        assert set(first_rounds[start : start + 3]) == {0, 1, 2}
+    sampler.set_epoch(1)
+    assert list(sampler) != order
+
+
+def test_multihead_trains_with_the_sampler():
+    model = MultiHeadEEGNet(N_CHANS, N_TIMES, 100.0, ("a", "b", "c"), n_outputs=4, d=16,
+                            n_layers=1, n_heads=2, cnn_kwargs={"target_sfreq": 100.0})
+    result = fit(model, ClassificationObjective(), EasyTrials(96, 0), EasyTrials(48, 1),
+                 TrainConfig(max_epochs=2, batch_size=12, lr=3e-3), progress=False)
+    assert np.isfinite(result.history["val_loss"]).all()
