@@ -165,23 +165,36 @@ class ChannelCNN(EEGModel):
         The input is averaged down to about this rate (Hz) first, which keeps the
         evoked band and divides the cost.
     dropout : float, default=0.1
+    activation : {"linear", "gelu"}, default="linear"
+        Nonlinearity between the convolutions. ``"linear"`` keeps the per-electrode
+        stage a linear filter bank: on a single electrode the evoked response is far
+        below the noise, and a nonlinearity applied before electrodes are combined
+        (in the transformer) mixes noise into the signal; EEGNet and ShallowConvNet
+        likewise filter linearly in time and space before their first nonlinearity.
     """
 
     def __init__(self, n_chans, n_times, sfreq, d=64, n_filters=16, kernel_seconds=0.05,
-                 n_time_bins=8, target_sfreq=250.0, dropout=0.1):
+                 n_time_bins=8, target_sfreq=250.0, dropout=0.1, activation="linear"):
         super().__init__(n_chans, n_times, sfreq, n_outputs=d)
         pool = _pool_factor(sfreq, target_sfreq)
         rate = sfreq / pool
         kernel = max(3, int(round(kernel_seconds * rate)) | 1)  # odd, for "same" padding
+        if activation not in ("linear", "gelu"):
+            raise ValueError(f"activation must be 'linear' or 'gelu', not {activation!r}")
         self.d = d
+
+        def act():
+            return nn.GELU() if activation == "gelu" else nn.Identity()
+
         self.temporal = nn.Sequential(
             nn.AvgPool1d(pool),
             nn.Conv1d(1, n_filters, kernel, padding=kernel // 2),
             nn.BatchNorm1d(n_filters),
-            nn.GELU(),
+            act(),
+            nn.AvgPool1d(2),  # halves the cost of the wider second layer
             nn.Conv1d(n_filters, 2 * n_filters, 5, padding=2),
             nn.BatchNorm1d(2 * n_filters),
-            nn.GELU(),
+            act(),
             nn.AdaptiveAvgPool1d(n_time_bins),
         )
         self.project = nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
@@ -201,28 +214,41 @@ class ChannelCNN(EEGModel):
 class ElectrodeTransformer(nn.Module):
     """Stage 2: transformer encoder over electrode tokens, ``(B, C, d) -> (B, d)``.
 
-    A learned summary token is prepended; its output is the trial's representation.
-
     Parameters
     ----------
+    n_chans : int
+        Number of electrode tokens.
     d : int, default=64
     n_layers : int, default=2
     n_heads : int, default=4
     dropout : float, default=0.1
+    readout : {"flatten", "summary", "mean"}, default="flatten"
+        How the tokens become one vector. ``"flatten"``: a linear map of all tokens
+        together, i.e. a learned weight per electrode and feature (a spatial filter,
+        which evoked responses need); ``"summary"``: the output of a learned token
+        prepended to the electrodes (BERT's [CLS]); ``"mean"``: the mean token.
     """
 
-    def __init__(self, d=64, n_layers=2, n_heads=4, dropout=0.1):
+    def __init__(self, n_chans, d=64, n_layers=2, n_heads=4, dropout=0.1, readout="flatten"):
         super().__init__()
+        if readout not in ("flatten", "summary", "mean"):
+            raise ValueError(f"readout must be 'flatten', 'summary' or 'mean', not {readout!r}")
         layer = nn.TransformerEncoderLayer(d, n_heads, dim_feedforward=2 * d, dropout=dropout,
                                            batch_first=True, norm_first=True, activation="gelu")
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-        self.summary_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.readout = readout
+        if readout == "summary":
+            self.summary_token = nn.Parameter(torch.zeros(1, 1, d))
+        if readout == "flatten":
+            self.spatial = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(n_chans * d, d))
         self.norm = nn.LayerNorm(d)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        summary = self.summary_token.expand(tokens.shape[0], -1, -1)
-        out = self.encoder(torch.cat([summary, tokens], dim=1))
-        return self.norm(out[:, 0])
+        if self.readout == "summary":
+            summary = self.summary_token.expand(tokens.shape[0], -1, -1)
+            return self.norm(self.encoder(torch.cat([summary, tokens], dim=1))[:, 0])
+        out = self.encoder(tokens)
+        return self.norm(self.spatial(out) if self.readout == "flatten" else out.mean(dim=1))
 
 
 class EEGEncoder(nn.Module):
@@ -307,15 +333,19 @@ class MultiHeadEEGNet(EEGModel):
     n_heads : int, default=4
     head_hidden : int or None, default=None
     dropout : float, default=0.1
+    readout : {"flatten", "summary", "mean"}, default="flatten"
+        See :class:`ElectrodeTransformer`.
     cnn_kwargs : dict, optional
         Extra arguments of :class:`ChannelCNN`.
     """
 
     def __init__(self, n_chans, n_times, sfreq, subjects: Sequence[str], n_outputs=len(CATEGORIES),
-                 d=64, n_layers=2, n_heads=4, head_hidden=None, dropout=0.1, cnn_kwargs=None):
+                 d=64, n_layers=2, n_heads=4, head_hidden=None, dropout=0.1, readout="flatten",
+                 cnn_kwargs=None):
         super().__init__(n_chans, n_times, sfreq, n_outputs)
         cnn = ChannelCNN(n_chans, n_times, sfreq, d=d, dropout=dropout, **(cnn_kwargs or {}))
-        self.encoder = EEGEncoder(cnn, ElectrodeTransformer(d, n_layers, n_heads, dropout))
+        transformer = ElectrodeTransformer(n_chans, d, n_layers, n_heads, dropout, readout)
+        self.encoder = EEGEncoder(cnn, transformer)
         self.heads = SubjectHeads(subjects, d, n_outputs, hidden=head_hidden)
 
     @property

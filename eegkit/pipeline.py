@@ -26,7 +26,7 @@ from papermill.exceptions import PapermillExecutionError
 from papermill.parameterize import parameterize_notebook
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-PATH_PARAMETERS = ("data_dir", "figures_dir")
+PATH_PARAMETERS = ("data_dir", "figures_dir", "checkpoint_dir")
 
 
 class NotebookFailed(RuntimeError):

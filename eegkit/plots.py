@@ -128,3 +128,84 @@ def plot_images(image_paths: Sequence[str], captions: Sequence[str], n_cols: int
         half = (len(words) + 1) // 2
         ax.set_title(" ".join(words[:half]) + "\n" + " ".join(words[half:]), fontsize=9)
     return fig
+
+
+def plot_learning_curves(histories: dict[str, pd.DataFrame]):
+    """Train and validation loss and accuracy per epoch, one colour per model.
+
+    Parameters
+    ----------
+    histories : dict of str -> DataFrame
+        ``FitResult.history`` of each model, keyed by its label.
+    """
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    palette = sns.color_palette("tab10", len(histories))
+    for colour, (label, history) in zip(palette, histories.items()):
+        for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
+            ax.plot(history["epoch"], history[f"train_{metric}"], "--", color=colour, alpha=0.7)
+            ax.plot(history["epoch"], history[f"val_{metric}"], "-o", color=colour, ms=3, label=label)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss (dashed: train, solid: validation)")
+    ax_acc.axhline(1 / len(CATEGORIES), color="grey", ls=":", label="chance")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy (dashed: train, solid: validation)")
+    ax_acc.legend(fontsize=8)
+    return fig
+
+
+def plot_confusion(matrix: np.ndarray, title: str):
+    """Row-normalised 20 x 20 confusion matrix with category names."""
+    fig, ax = plt.subplots(figsize=(8, 7))
+    sns.heatmap(matrix, cmap="viridis", vmin=0, square=True, ax=ax,
+                xticklabels=CATEGORIES, yticklabels=CATEGORIES,
+                cbar_kws={"label": "share of the true class's test trials"})
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    ax.tick_params(labelsize=7)
+    return fig
+
+
+def plot_per_subject(per_subject: pd.DataFrame, chance: float, title: str):
+    """Test accuracy per subject with 95 % bootstrap intervals and the chance line.
+
+    Parameters
+    ----------
+    per_subject : DataFrame
+        Columns ``model``, ``subject``, ``accuracy``, ``ci_low``, ``ci_high`` (rows of
+        :func:`eegkit.metrics.per_subject_accuracy` with a model column).
+    chance : float
+    """
+    models = list(dict.fromkeys(per_subject["model"]))
+    subjects = list(dict.fromkeys(per_subject["subject"]))
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(max(7, 0.7 * len(subjects) * len(models) + 2), 4))
+    palette = sns.color_palette("tab10", len(models))
+    for k, model in enumerate(models):
+        rows = per_subject[per_subject["model"] == model].set_index("subject").loc[subjects]
+        x = np.arange(len(subjects)) + (k - (len(models) - 1) / 2) * width
+        ax.bar(x, rows["accuracy"], width, color=palette[k], label=model)
+        ax.errorbar(x, rows["accuracy"], yerr=[rows["accuracy"] - rows["ci_low"], rows["ci_high"] - rows["accuracy"]],
+                    fmt="none", ecolor="k", capsize=2, lw=0.8)
+    ax.axhline(chance, color="red", ls="--", label=f"chance ({chance:.0%})")
+    ax.set_xticks(np.arange(len(subjects)), subjects, rotation=45)
+    ax.set(ylabel="test accuracy", title=title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_scores(results: pd.DataFrame, metric: str = "accuracy", title: str = ""):
+    """One bar per (model, protocol) with its 95 % CI and chance line.
+
+    Parameters
+    ----------
+    results : DataFrame
+        Rows of ``ClassificationRun.results_rows()``.
+    """
+    rows = results[results["metric"] == metric].reset_index(drop=True)
+    labels = [f"{m}\n({p})" for m, p in zip(rows["model"], rows["protocol"])]
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(rows)), 4))
+    ax.bar(labels, rows["value"], color=sns.color_palette("tab10", len(rows)))
+    ax.errorbar(labels, rows["value"], yerr=[rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]],
+                fmt="none", ecolor="k", capsize=4)
+    ax.axhline(rows["chance"].iloc[0], color="red", ls="--", label="chance")
+    ax.set(ylabel=f"test {metric.replace('_', ' ')}", title=title or f"Test {metric.replace('_', ' ')} (95 % CI)")
+    ax.tick_params(axis="x", labelsize=8)
+    ax.legend()
+    return fig

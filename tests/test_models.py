@@ -86,3 +86,16 @@ def test_subject_lookup_maps_missing_subjects_to_unknown():
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="choose one of"):
         make_model("resnet", 122, 500, 1000.0)
+
+
+@pytest.mark.parametrize("readout", ["flatten", "summary", "mean"])
+def test_transformer_readouts_give_one_vector_per_trial(readout):
+    model = MultiHeadEEGNet(122, 125, 250.0, SUBJECTS, d=16, n_heads=2, readout=readout)
+    assert model.encoder(torch.randn(3, 122, 125)).shape == (3, 16)
+
+
+def test_bad_architecture_choices_are_refused():
+    with pytest.raises(ValueError, match="readout must be"):
+        MultiHeadEEGNet(122, 125, 250.0, SUBJECTS, readout="max")
+    with pytest.raises(ValueError, match="activation must be"):
+        ChannelCNN(122, 125, 250.0, activation="relu")

@@ -1,0 +1,103 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 Multi-head EEG classifier (handout sections 3 and 4)
+#
+# The handout's architecture: a per-electrode temporal CNN (the same filters on every
+# electrode, a learned embedding per electrode), a transformer over the 122 electrode
+# tokens shared by all subjects, and one classification head per subject. Each
+# trial's loss comes only from its own subject's head, and heads of subjects absent
+# from a batch are not run at all, so they receive no update (selective
+# backpropagation, tested in `tests/test_models.py`). Batches interleave subjects so
+# every head trains every step.
+#
+# Protocols: the session split (main result), within-session, and cross-subject. A
+# held-out subject has no head of its own: the model then averages the logits of all
+# subjects' heads. The baselines' scores come from notebook 02's results table.
+
+# %% tags=["parameters"]
+data_dir = ""  # ds005589 root; empty: $EEGKIT_DATA, else the synthetic twin
+twin_preset = "default"
+seed = 0
+subjects = "handout"
+figures_dir = "figures"
+checkpoint_dir = "build/checkpoints"
+device = "auto"
+max_epochs = 8
+batch_size = 64
+lr = 1e-3
+secondary_protocols = ["within_session", "cross_subject"]
+secondary_max_epochs = 4
+n_boot = 1000
+n_perm = 1000
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+import eegkit
+from eegkit import plots
+from eegkit.experiments import run_classification
+from eegkit.report import save_figure, save_table
+from eegkit.splits import make_split
+from eegkit.train import TrainConfig
+
+root = eegkit.resolve_data_root(data_dir, twin_preset=twin_preset, seed=seed)
+data = eegkit.load_dataset(root, subjects=subjects)
+display(Markdown(f"**Data: {data.source}.**"
+                 + (" Every number below comes from synthetic EEG, not from people."
+                    if data.twin else "")))
+config = TrainConfig(max_epochs=max_epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
+
+# %% [markdown]
+# ## Session split (main result)
+
+# %%
+main = run_classification(data, make_split(data.trials, "session"), "multihead", config,
+                          checkpoint_dir, n_boot=n_boot, n_perm=n_perm)
+print(f"{main.n_parameters:,} parameters; best validation epoch {main.fit.best_epoch}")
+save_figure(plots.plot_learning_curves({main.label: main.fit.history}), "03_learning_curves", figures_dir)
+save_figure(plots.plot_confusion(main.confusion, f"{main.label}, session split, test"),
+            "03_confusion_matrix", figures_dir)
+per_subject = main.per_subject.assign(model=main.label)
+save_table(per_subject.round(4), "03_per_subject", figures_dir)
+fig = plots.plot_per_subject(per_subject, 1 / 20, "Multi-head model: test accuracy per subject (session split)")
+save_figure(fig, "03_per_subject", figures_dir)
+
+# %% [markdown]
+# ## Within-session and cross-subject
+
+# %%
+secondary_config = TrainConfig(max_epochs=secondary_max_epochs, batch_size=batch_size, lr=lr,
+                               seed=seed, device=device)
+secondary = [run_classification(data, make_split(data.trials, protocol, seed=seed), "multihead",
+                                secondary_config, checkpoint_dir, n_boot=n_boot, n_perm=n_perm)
+             for protocol in secondary_protocols]
+
+# %% [markdown]
+# ## Against the baselines
+# Same split, same test trials; the baselines' rows are read from notebook 02's table.
+
+# %%
+ours = pd.concat([run.results_rows() for run in [main, *secondary]], ignore_index=True)
+baselines = pd.read_csv(Path(figures_dir) / "02_results.csv")
+results = pd.concat([ours, baselines], ignore_index=True)
+save_table(results.round(4), "03_results", figures_dir)
+save_figure(plots.plot_scores(results, title="All classifiers: test accuracy (95 % CI)"),
+            "03_scores", figures_dir)
+session = results[(results["protocol"] == "session") & (results["metric"] == "accuracy")]
+session[["model", "value", "ci_low", "ci_high", "chance", "p_value", "n_parameters",
+         "train_trials_per_second"]].round(3)
