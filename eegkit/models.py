@@ -20,11 +20,13 @@ from collections.abc import Sequence
 
 import torch
 from einops import rearrange
+from einops.layers.torch import Rearrange
 from torch import nn
 
 from eegkit.channels import CATEGORIES
 
 UNKNOWN_SUBJECT = -1
+READOUTS = ("spatial", "flatten", "summary", "mean")
 
 
 class EEGModel(nn.Module):
@@ -222,17 +224,20 @@ class ElectrodeTransformer(nn.Module):
     n_layers : int, default=2
     n_heads : int, default=4
     dropout : float, default=0.1
-    readout : {"flatten", "summary", "mean"}, default="flatten"
-        How the tokens become one vector. ``"flatten"``: a linear map of all tokens
-        together, i.e. a learned weight per electrode and feature (a spatial filter,
-        which evoked responses need); ``"summary"``: the output of a learned token
+    readout : {"spatial", "flatten", "summary", "mean"}, default="flatten"
+        How the tokens become one vector. ``"spatial"``: ``n_spatial_filters`` learned
+        weightings of the electrodes (spatial filters, which evoked responses need, as
+        in EEGNet's depthwise layer), then a linear map of the filtered tokens;
+        ``"flatten"``: a linear map of all tokens together (a weight per electrode
+        and feature: many more parameters); ``"summary"``: the output of a learned token
         prepended to the electrodes (BERT's [CLS]); ``"mean"``: the mean token.
     """
 
-    def __init__(self, n_chans, d=64, n_layers=2, n_heads=4, dropout=0.1, readout="flatten"):
+    def __init__(self, n_chans, d=64, n_layers=2, n_heads=4, dropout=0.1, readout="flatten",
+                 n_spatial_filters=8):
         super().__init__()
-        if readout not in ("flatten", "summary", "mean"):
-            raise ValueError(f"readout must be 'flatten', 'summary' or 'mean', not {readout!r}")
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, not {readout!r}")
         layer = nn.TransformerEncoderLayer(d, n_heads, dim_feedforward=2 * d, dropout=dropout,
                                            batch_first=True, norm_first=True, activation="gelu")
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
@@ -241,6 +246,14 @@ class ElectrodeTransformer(nn.Module):
             self.summary_token = nn.Parameter(torch.zeros(1, 1, d))
         if readout == "flatten":
             self.spatial = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(n_chans * d, d))
+        if readout == "spatial":
+            self.spatial = nn.Sequential(
+                Rearrange("batch chan d -> batch d chan"),
+                nn.Linear(n_chans, n_spatial_filters, bias=False),  # filters over electrodes
+                nn.Flatten(),
+                nn.Dropout(dropout),
+                nn.Linear(d * n_spatial_filters, d),
+            )
         self.norm = nn.LayerNorm(d)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -248,7 +261,7 @@ class ElectrodeTransformer(nn.Module):
             summary = self.summary_token.expand(tokens.shape[0], -1, -1)
             return self.norm(self.encoder(torch.cat([summary, tokens], dim=1))[:, 0])
         out = self.encoder(tokens)
-        return self.norm(self.spatial(out) if self.readout == "flatten" else out.mean(dim=1))
+        return self.norm(out.mean(dim=1) if self.readout == "mean" else self.spatial(out))
 
 
 class EEGEncoder(nn.Module):
@@ -333,7 +346,7 @@ class MultiHeadEEGNet(EEGModel):
     n_heads : int, default=4
     head_hidden : int or None, default=None
     dropout : float, default=0.1
-    readout : {"flatten", "summary", "mean"}, default="flatten"
+    readout : {"spatial", "flatten", "summary", "mean"}, default="flatten"
         See :class:`ElectrodeTransformer`.
     cnn_kwargs : dict, optional
         Extra arguments of :class:`ChannelCNN`.

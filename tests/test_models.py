@@ -88,7 +88,7 @@ def test_unknown_model_name():
         make_model("resnet", 122, 500, 1000.0)
 
 
-@pytest.mark.parametrize("readout", ["flatten", "summary", "mean"])
+@pytest.mark.parametrize("readout", ["spatial", "flatten", "summary", "mean"])
 def test_transformer_readouts_give_one_vector_per_trial(readout):
     model = MultiHeadEEGNet(122, 125, 250.0, SUBJECTS, d=16, n_heads=2, readout=readout)
     assert model.encoder(torch.randn(3, 122, 125)).shape == (3, 16)
