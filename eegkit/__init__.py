@@ -5,8 +5,10 @@ from eegkit.data import (
     DatasetError,
     EEGData,
     complete_subjects,
+    data_banner,
     load_captions,
     load_dataset,
+    open_dataset,
     resolve_data_root,
 )
 
@@ -19,7 +21,9 @@ __all__ = [
     "DatasetError",
     "EEGData",
     "complete_subjects",
+    "data_banner",
     "load_captions",
     "load_dataset",
+    "open_dataset",
     "resolve_data_root",
 ]

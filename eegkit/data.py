@@ -644,3 +644,34 @@ def resolve_data_root(
         warnings.warn(f"{root} holds an incomplete twin; writing it again", stacklevel=2)
     make_twin(root, preset=twin_preset, seed=seed, overwrite=True)
     return root
+
+
+def open_dataset(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    twin_preset: str = "default",
+    seed: int = 0,
+    subjects: Sequence[str] | str | None = "handout",
+    **load_kwargs,
+) -> EEGData:
+    """What a notebook's first cell needs: :func:`resolve_data_root`, then :func:`load_dataset`.
+
+    Parameters
+    ----------
+    data_dir : path-like, optional
+        The real data; empty or None uses ``$EEGKIT_DATA``, else the synthetic twin.
+    twin_preset, seed
+        The twin to write (once) when there is no real data.
+    subjects
+        See :func:`load_dataset`.
+    **load_kwargs
+        Other arguments of :func:`load_dataset`.
+    """
+    root = resolve_data_root(data_dir, twin_preset=twin_preset, seed=seed)
+    return load_dataset(root, subjects=subjects, **load_kwargs)
+
+
+def data_banner(data: EEGData) -> str:
+    """One Markdown line saying which data a notebook ran on; twins are flagged as synthetic."""
+    note = " Every number below comes from synthetic EEG, not from people." if data.twin else ""
+    return f"**Data: {data.source}.**{note}"

@@ -37,11 +37,8 @@ from eegkit import explore, plots
 from eegkit.report import save_figure, save_table
 from eegkit.splits import make_split
 
-root = eegkit.resolve_data_root(data_dir, twin_preset=twin_preset, seed=seed)
-data = eegkit.load_dataset(root, subjects=subjects)
-display(Markdown(f"**Data: {data.source}.**"
-                 + (" Every number below comes from synthetic EEG, not from people."
-                    if data.twin else "")))
+data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
+display(Markdown(eegkit.data_banner(data)))
 print(f"{len(data)} trials, {len(data.subjects)} subjects, {data.n_chans} channels x "
       f"{data.n_times} samples at {data.sfreq:g} Hz, {len(data.captions)} captioned images")
 

@@ -50,11 +50,8 @@ from eegkit.report import save_figure, save_table
 from eegkit.splits import make_split
 from eegkit.train import TrainConfig
 
-root = eegkit.resolve_data_root(data_dir, twin_preset=twin_preset, seed=seed)
-data = eegkit.load_dataset(root, subjects=subjects)
-display(Markdown(f"**Data: {data.source}.**"
-                 + (" Every number below comes from synthetic EEG, not from people."
-                    if data.twin else "")))
+data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
+display(Markdown(eegkit.data_banner(data)))
 config = TrainConfig(max_epochs=max_epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
 split = make_split(data.trials, "session")
 print(split.description)

@@ -91,3 +91,11 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_open_dataset_and_banner(small_root):
+    from eegkit import data_banner, open_dataset
+
+    data = open_dataset(str(small_root), subjects="complete")
+    assert len(data) == 200
+    assert "synthetic twin" in data_banner(data) and "not from people" in data_banner(data)
