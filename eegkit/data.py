@@ -358,6 +358,8 @@ def _select_subjects(root: Path, runs: pd.DataFrame, subjects) -> tuple[str, ...
         if not chosen:
             raise DatasetError(f"{root}: no subject has all {N_SESSIONS} sessions")
         return chosen
+    if isinstance(subjects, str) and subjects != "handout":
+        subjects = (subjects,)  # one subject ID, not its characters
     chosen = HANDOUT_SUBJECTS if subjects in (None, "handout") else tuple(subjects)
     missing = [s for s in chosen if s not in present]
     if missing:
@@ -375,16 +377,17 @@ def _read_labels_json(path: Path) -> tuple[list[int] | None, dict]:
         content = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
-    if isinstance(content, list):
-        if not all(isinstance(v, int) and 0 <= v < len(CATEGORIES) for v in content):
-            raise DatasetError(
-                f"{path}: expected a list of category indices 0..{len(CATEGORIES) - 1}"
-            )
-        return content, {}
-    if isinstance(content, dict):
-        labels = content.get("labels")
-        return (list(labels) if labels is not None else None), content
-    raise DatasetError(f"{path}: expected a JSON list of labels or a metadata object")
+    meta = content if isinstance(content, dict) else {}
+    labels = content if isinstance(content, list) else meta.get("labels")
+    if not isinstance(content, (list, dict)):
+        raise DatasetError(f"{path}: expected a JSON list of labels or a metadata object")
+    if labels is None:
+        return None, meta
+    if not isinstance(labels, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(CATEGORIES) for v in labels
+    ):
+        raise DatasetError(f"{path}: expected labels to be category indices 0..{len(CATEGORIES) - 1}")
+    return labels, meta
 
 
 def _read_image_csv(path: Path) -> list[str]:
@@ -535,11 +538,17 @@ def load_dataset(
         run_names = meta.get("channel_names") or meta.get("ch_names")
         if names is None:
             names = tuple(run_names) if run_names else DEFAULT_CHANNELS
+        elif run_names and tuple(run_names) != names:
+            raise DatasetError(
+                f"{files.json}: channel names differ from the first run's (or from "
+                f"channel_names=): {list(run_names)[:4]}... vs {list(names)[:4]}...; all runs "
+                "must list the same electrodes in the same order"
+            )
         try:
             X = np.load(files.npy, mmap_mode="r")
         except (ValueError, OSError) as exc:
             raise DatasetError(f"{files.npy}: not a readable .npy array ({exc})") from exc
-        n_chans = len(run_names) if run_names else len(names)
+        n_chans = len(names)
         keys = _read_image_csv(files.csv)
         _check_run(files, X, keys, labels, n_chans, by_name, check_finite)
         if arrays and X.shape[2] != arrays[0].shape[2]:
@@ -625,7 +634,7 @@ def resolve_data_root(
     """
     chosen = data_dir or os.environ.get("EEGKIT_DATA")
     if chosen:
-        return Path(chosen)
+        return Path(chosen).resolve()  # notebooks run in another folder
     from eegkit.synthetic import GENERATOR_VERSION, make_twin
 
     cache = Path(cache_dir or os.environ.get("EEGKIT_CACHE") or Path.home() / ".cache" / "eegkit")

@@ -21,7 +21,7 @@ from eegkit.metrics import confusion_matrix, per_subject_accuracy, score_table
 from eegkit.models import make_model, subject_lookup
 from eegkit.splits import Split
 from eegkit.torchdata import ChannelNormalizer, EEGTrialDataset
-from eegkit.train import ClassificationObjective, FitResult, TrainConfig, fit, predict
+from eegkit.train import ClassificationObjective, FitResult, TrainConfig, fit, predict, seed_everything
 
 #: Display names of the models in tables and figures.
 MODEL_LABELS = {
@@ -113,6 +113,7 @@ def run_classification(
     -------
     run : ClassificationRun
     """
+    seed_everything(config.seed)  # the initial weights must not depend on earlier runs
     normalizer = ChannelNormalizer.fit(data, split.train)
     train_set = EEGTrialDataset(data, split.train, normalizer)
     val_set = EEGTrialDataset(data, split.val, normalizer)

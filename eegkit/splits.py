@@ -147,6 +147,10 @@ def _session_split(trials, train_sessions, val_sessions, test_sessions) -> Split
 
 def _cross_subject_split(trials, val_subjects, test_subjects) -> Split:
     subjects = sorted(trials["subject"].unique())
+    if isinstance(val_subjects, str):
+        val_subjects = [val_subjects]
+    if isinstance(test_subjects, str):
+        test_subjects = [test_subjects]
     if test_subjects is None:
         test_subjects = subjects[-1:]
     if val_subjects is None:

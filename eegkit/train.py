@@ -47,9 +47,9 @@ class SubjectBalancedSampler(Sampler[int]):
     """Visit every trial once per epoch, interleaving subjects round-robin.
 
     Each round takes one trial of every subject that has trials left, in a shuffled
-    subject order, so any window of ``n_subjects`` consecutive trials holds one trial
+    subject order, so each round of ``n_subjects`` consecutive trials holds one trial
     per subject (while all have trials left) and every head sees data in every batch
-    of at least ``n_subjects`` trials.
+    of at least ``2 * n_subjects`` trials.
 
     Parameters
     ----------
@@ -278,7 +278,9 @@ def fit(
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["torch_rng"])
+        torch.set_rng_state(saved["torch_rng"].cpu())  # map_location may have moved it
+        if "cuda_rng" in saved and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in saved["cuda_rng"]])
         state = saved["state"]
 
     try:
@@ -287,6 +289,8 @@ def fit(
                 break
             if sampler is not None:
                 sampler.set_epoch(epoch)
+            else:  # the shuffle order depends on the epoch alone, so a resumed run matches
+                train_loader.generator.manual_seed(config.seed * 100_003 + epoch)
             model.train()
             started = time.time()
             total_loss, correct, count = 0.0, 0, 0
@@ -328,6 +332,7 @@ def fit(
             if checkpoint is not None:
                 snapshot = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                             "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                            **({"cuda_rng": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
                             "state": state, "config": asdict(config)}
                 atomic_write(checkpoint, lambda tmp: torch.save(snapshot, tmp))
     finally:

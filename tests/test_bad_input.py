@@ -133,3 +133,25 @@ def test_not_a_dataset_root(tmp_path):
         load_dataset(tmp_path)
     with pytest.raises(DatasetError, match="no such folder"):
         load_dataset(tmp_path / "nowhere")
+
+
+def test_runs_listing_channels_in_another_order(broken_copy):
+    from eegkit import DEFAULT_CHANNELS
+
+    for k, path in enumerate(sorted(broken_copy.glob("sub-02/*/*_1000Hz.json"))):
+        names = list(DEFAULT_CHANNELS) if k == 0 else list(reversed(DEFAULT_CHANNELS))
+        path.write_text(json.dumps({"labels": json.loads(path.read_text()), "channel_names": names}))
+    with pytest.raises(DatasetError, match="channel names differ from the first run"):
+        load(broken_copy)
+
+
+def test_channel_names_argument_of_the_wrong_length(broken_copy):
+    with pytest.raises(DatasetError, match="122 channels but .* names 3"):
+        load(broken_copy, channel_names=["Cz", "Pz", "Oz"])
+
+
+@pytest.mark.parametrize("labels", [[25] * 20, ["bird"] * 20])
+def test_metadata_json_with_bad_labels(broken_copy, labels):
+    (broken_copy / f"{RUN}_1000Hz.json").write_text(json.dumps({"labels": labels}))
+    with pytest.raises(DatasetError, match="category indices 0..19"):
+        load(broken_copy)

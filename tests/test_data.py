@@ -126,3 +126,7 @@ def test_metadata_dict_json_is_accepted(broken_copy):
 def test_scan_runs_lists_without_opening(small_root):
     runs = scan_runs(small_root)
     assert len(runs) == 2 * 5 and runs[["npy", "json", "csv"]].notna().all().all()
+
+
+def test_a_single_subject_string_is_one_subject(small_root):
+    assert load_dataset(small_root, subjects="sub-03").subjects == ("sub-03",)

@@ -79,3 +79,8 @@ def test_within_session_refuses_too_few_trials(data):
 def test_unknown_protocol(data):
     with pytest.raises(ValueError, match="choose one of"):
         make_split(data.trials, "random")
+
+
+def test_a_single_subject_string_is_one_subject(data):
+    split = make_split(data.trials, "cross_subject", val_subjects="sub-03", test_subjects="sub-05")
+    assert set(data.trials.subject.iloc[split.test]) == {"sub-05"}

@@ -71,22 +71,25 @@ class InterruptingObjective(ClassificationObjective):
         return super().__call__(model, batch)
 
 
-def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
+@pytest.mark.parametrize("balanced", [True, False])
+def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, balanced):
     train, val = EasyTrials(96, 0), EasyTrials(32, 1)
-    reference = fit(small_model(), ClassificationObjective(), train, val, CONFIG, progress=False)
+    config = TrainConfig(max_epochs=3, batch_size=16, lr=3e-3, patience=10, seed=1, subject_balanced=balanced)
+    reference = fit(small_model(), ClassificationObjective(), train, val, config, progress=False)
     checkpoint = tmp_path / "run.pt"
     steps_per_epoch = 96 // 16
     with pytest.raises(Interrupt):  # dies in the middle of epoch 2
-        fit(small_model(), InterruptingObjective(steps_per_epoch + 3), train, val, CONFIG,
+        fit(small_model(), InterruptingObjective(steps_per_epoch + 3), train, val, config,
             checkpoint=checkpoint, progress=False)
     assert checkpoint.is_file() and not list(tmp_path.glob(".run.pt*"))  # no temp file left
-    resumed = fit(small_model(seed=5), ClassificationObjective(), train, val, CONFIG,
+    resumed = fit(small_model(seed=5), ClassificationObjective(), train, val, config,
                   checkpoint=checkpoint, progress=False)
     assert resumed.history["epoch"].tolist() == [1, 2, 3]
     for (k, va), vb in zip(reference.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.allclose(va, vb, atol=1e-6), k
     # a finished run is returned from its checkpoint without training again
-    again = fit(small_model(seed=6), InterruptingObjective(1), train, val, CONFIG, checkpoint=checkpoint, progress=False)
+    again = fit(small_model(seed=6), InterruptingObjective(1), train, val, config, checkpoint=checkpoint,
+                progress=False)
     assert again.best_epoch == resumed.best_epoch
 
 
@@ -105,7 +108,7 @@ def test_subject_balanced_sampler_interleaves_subjects():
     order = list(sampler)
     assert sorted(order) == list(range(100))  # every trial once
     first_rounds = subjects[order[:60]]
-    for start in range(0, 60, 3):  # while all subjects have trials, each window of 3 has all
+    for start in range(0, 60, 3):  # while all subjects have trials, each round of 3 has all
         assert set(first_rounds[start : start + 3]) == {0, 1, 2}
     sampler.set_epoch(1)
     assert list(sampler) != order
