@@ -24,7 +24,7 @@ data_dir = ""  # ds005589 root; empty: $EEGKIT_DATA, else the synthetic twin
 twin_preset = "default"  # twin size when no real data is given: tiny, default, full
 seed = 0
 subjects = "handout"  # "handout" (the 13), "complete", or a list of IDs
-figures_dir = "figures"
+figures_dir = "../figures"  # relative to notebooks/, where Jupyter runs them
 n_example_images = 8
 
 # %%
