@@ -25,7 +25,6 @@ import dataclasses
 import json
 import os
 import shutil
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -499,7 +498,3 @@ def load_twin_model(root: str | os.PathLike) -> TwinModel:
     fields["subjects"] = tuple(fields["subjects"])
     return TwinModel.from_preset(TwinPreset(**fields), manifest["seed"])
 
-
-def twin_subject_index(model: TwinModel, subjects: Sequence[str]) -> np.ndarray:
-    """Map subject IDs to indices of ``model.preset.subjects``."""
-    return np.array([model.preset.subjects.index(s) for s in subjects])
