@@ -548,9 +548,8 @@ def load_dataset(
             X = np.load(files.npy, mmap_mode="r")
         except (ValueError, OSError) as exc:
             raise DatasetError(f"{files.npy}: not a readable .npy array ({exc})") from exc
-        n_chans = len(names)
         keys = _read_image_csv(files.csv)
-        _check_run(files, X, keys, labels, n_chans, by_name, check_finite)
+        _check_run(files, X, keys, labels, len(names), by_name, check_finite)
         if arrays and X.shape[2] != arrays[0].shape[2]:
             raise DatasetError(
                 f"{files.npy}: {X.shape[2]} time points, but {run_files[0].npy.name} "

@@ -201,14 +201,13 @@ def evaluate_loss(model: nn.Module, objective, loader: DataLoader, device: torch
                   amp: bool = False) -> tuple[float, float]:
     """Mean loss and accuracy of ``objective`` over a loader, without gradients."""
     model.eval()
-    total_loss, correct, count, batches = 0.0, 0, 0, 0
+    total_loss, correct, count = 0.0, 0, 0
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         for batch in loader:
             out = objective(model, _to_device(batch, device))
             total_loss += float(out.loss) * len(batch["X"])
             correct += out.n_correct
             count += len(batch["X"])
-            batches += 1
     return total_loss / max(count, 1), correct / max(count, 1)
 
 
