@@ -607,6 +607,14 @@ def load_dataset(
     )
 
 
+def default_cache_dir() -> Path:
+    """Where eegkit keeps what it makes once and reuses: ``$EEGKIT_CACHE`` or ``~/.cache/eegkit``.
+
+    The twin, the twin CLIP and cached embeddings live here; none of it is committed.
+    """
+    return Path(os.environ.get("EEGKIT_CACHE") or Path.home() / ".cache" / "eegkit")
+
+
 def resolve_data_root(
     data_dir: str | os.PathLike | None = None,
     *,
@@ -636,8 +644,7 @@ def resolve_data_root(
         return Path(chosen).resolve()  # notebooks run in another folder
     from eegkit.synthetic import GENERATOR_VERSION, make_twin
 
-    cache = Path(cache_dir or os.environ.get("EEGKIT_CACHE") or Path.home() / ".cache" / "eegkit")
-    root = cache / f"twin-{twin_preset}-seed{seed}"
+    root = Path(cache_dir or default_cache_dir()) / f"twin-{twin_preset}-seed{seed}"
     manifest = root / TWIN_MANIFEST
     if manifest.is_file():
         version = json.loads(manifest.read_text()).get("generator_version")

@@ -33,3 +33,27 @@ def broken_copy(small_root, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(small_root, root)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_root):
+    from eegkit.data import load_dataset
+
+    return load_dataset(tiny_root)
+
+
+@pytest.fixture(scope="session")
+def twin_clip_tiny(tiny_data, tmp_path_factory):
+    """The test-sized twin CLIP (about 20 s), pretrained without the tiny twin's captions.
+
+    Kept in ``$EEGKIT_CACHE`` when set (``make test`` sets it), so the nbmake run of
+    notebook 04 finds it; otherwise in a temporary folder.
+    """
+    import os
+
+    from eegkit.clip import load_clip
+    from eegkit.twinclip import ensure_twin_clip
+
+    cache = os.environ.get("EEGKIT_CACHE") or tmp_path_factory.mktemp("cache")
+    path = ensure_twin_clip(tiny_data.captions.caption, preset="tiny", cache_dir=cache)
+    return load_clip(path)
