@@ -1,4 +1,4 @@
-"""Figures of the exploration notebook. Each function returns a matplotlib Figure."""
+"""Figures of the notebooks. Each function returns a matplotlib Figure."""
 
 from __future__ import annotations
 
@@ -208,4 +208,100 @@ def plot_scores(results: pd.DataFrame, metric: str = "accuracy", title: str = ""
     ax.set(ylabel=f"test {metric.replace('_', ' ')}", title=title or f"Test {metric.replace('_', ' ')} (95 % CI)")
     ax.tick_params(axis="x", labelsize=8)
     ax.legend()
+    return fig
+
+
+# --- caption retrieval (notebooks 04 and 05) ---------------------------------------
+
+
+def plot_per_class_map(per_class: pd.DataFrame, title: str = ""):
+    """Mean average precision per category, one bar group per query kind, chance as ticks.
+
+    Parameters
+    ----------
+    per_class : DataFrame
+        Columns ``category``, ``map``, ``chance`` and optionally ``queries`` (e.g.
+        "images", "EEG"): rows of :func:`eegkit.metrics.per_class_map`, stacked with
+        a label column.
+    """
+    if "queries" not in per_class:
+        per_class = per_class.assign(queries="queries")
+    kinds = list(dict.fromkeys(per_class["queries"]))
+    categories = sorted(per_class["category"].unique())
+    width = 0.8 / len(kinds)
+    fig, ax = plt.subplots(figsize=(11, 4))
+    palette = sns.color_palette("tab10", len(kinds))
+    for k, kind in enumerate(kinds):
+        rows = per_class[per_class["queries"] == kind].set_index("category").reindex(categories)
+        x = np.arange(len(categories)) + (k - (len(kinds) - 1) / 2) * width
+        ax.bar(x, rows["map"], width, color=palette[k], label=kind)
+        ax.scatter(x, rows["chance"], marker="_", s=120, color="red", zorder=3,
+                   label="chance" if k == 0 else None)
+    ax.set_xticks(np.arange(len(categories)), categories, rotation=45, ha="right")
+    ax.set(ylabel="MAP", title=title or "Mean average precision per category")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_bertscore_hist(f1: np.ndarray, threshold: float = 0.7, model_name: str = "", title: str = ""):
+    """Histogram of BERTScore F1 between top-ranked and true captions, with the threshold line."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(f1, bins=30, color="tab:blue", alpha=0.8)
+    ax.axvline(threshold, color="red", ls="--",
+               label=f"F1 = {threshold} ({np.mean(np.asarray(f1) > threshold):.0%} above)")
+    ax.set(xlabel=f"BERTScore F1 ({model_name})" if model_name else "BERTScore F1",
+           ylabel="queries", title=title or "BERTScore of the top-ranked caption")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_score_distributions(matched: np.ndarray, mismatched: np.ndarray, xlabel: str = "CLIPScore",
+                             title: str = ""):
+    """Matched versus mismatched pair scores, side by side (histograms with shared bins)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bins = np.histogram_bin_edges(np.concatenate([matched, mismatched]), bins=40)
+    ax.hist(mismatched, bins=bins, alpha=0.6, color="tab:grey", label=f"mismatched (mean {np.mean(mismatched):.2f})")
+    ax.hist(matched, bins=bins, alpha=0.6, color="tab:green", label=f"matched (mean {np.mean(matched):.2f})")
+    ax.set(xlabel=xlabel, ylabel="pairs", title=title or f"{xlabel}: matched vs mismatched pairs")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_retrieval_gallery(image_paths: Sequence[str], top_captions: Sequence[Sequence[str]],
+                           true_captions: Sequence[str], titles: Sequence[str] | None = None):
+    """Query images (or EEG trials, shown by their image) with their top-ranked captions.
+
+    The true caption is marked with a check and drawn in green; captions of other
+    images are listed in order, best first.
+
+    Parameters
+    ----------
+    image_paths : sequence of str
+        One image per query (for EEG queries, the image the trial showed).
+    top_captions : sequence of sequence of str
+        The top-k captions of each query, best first.
+    true_captions : sequence of str
+    titles : sequence of str, optional
+        A title per query (e.g. subject and trial).
+    """
+    n = len(image_paths)
+    fig, axes = plt.subplots(n, 2, figsize=(11, 2.2 * n), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 3.5]})
+    for row, (path, tops, truth) in enumerate(zip(image_paths, top_captions, true_captions)):
+        ax_image, ax_text = axes[row]
+        with Image.open(path) as image:
+            ax_image.imshow(image.convert("RGB"))
+        ax_image.axis("off")
+        if titles is not None:
+            ax_image.set_title(titles[row], fontsize=8)
+        ax_text.axis("off")
+        for k, caption in enumerate(tops):
+            hit = caption == truth
+            ax_text.text(0, 0.9 - 0.18 * k, f"{k + 1}. {caption}" + ("  \u2713" if hit else ""),
+                         color="green" if hit else "black", fontweight="bold" if hit else "normal",
+                         fontsize=9, transform=ax_text.transAxes, va="top")
+        if truth not in tops:
+            ax_text.text(0, 0.9 - 0.18 * len(tops), f"true: {truth}", color="grey", style="italic",
+                         fontsize=8, transform=ax_text.transAxes, va="top")
+    fig.tight_layout()
     return fig
