@@ -26,7 +26,8 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 report: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m eegkit.pipeline run --params report/params.yaml --out build/notebooks
+	MPLBACKEND=Agg $(PY) -m eegkit.pipeline run --params report/params.yaml --out build/notebooks $(if $(FORCE),--force)
+	$(PY) -m eegkit.pipeline report --params report/params.yaml
 
 test: $(STAMP)
 	$(PY) -m eegkit.pipeline render --params tests/notebook_params.yaml --out build/nbmake

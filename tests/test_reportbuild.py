@@ -1,0 +1,349 @@
+"""The report PDFs (eegkit.reportbuild) and the pipeline's up-to-date decision.
+
+The reports are built from a temporary results folder: the real 01-03 files of
+figures/ plus small fake files for notebooks 04 and 05 (their expected names), and
+a fake run_info.json. The skip logic is tested on fake notebooks, code and data,
+plus one tiny real run of two trivial notebooks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from pypdf import PdfReader
+
+from eegkit.pipeline import (
+    MANIFEST_NAME,
+    RUN_INFO_NAME,
+    NotebookFailed,
+    code_fingerprint,
+    data_fingerprint,
+    is_up_to_date,
+    notebook_inputs,
+    read_manifest,
+    run,
+    upstream_files,
+)
+from eegkit.reportbuild import (
+    REPORT_DIR,
+    ReportBuildError,
+    build_report,
+    build_reports,
+    render_page,
+)
+
+REPO_FIGURES = Path(__file__).resolve().parent.parent / "figures"
+
+SECTIONS = {
+    "01": "The data",
+    "02": "Task 1: baselines",
+    "03": "Task 1: the multi-head model",
+    "04": "CLIP image-to-caption retrieval",
+    "05": "EEG-to-caption retrieval",
+}
+FAKE_PNGS = {
+    "04": ["04_per_class_map", "04_bertscore_f1", "04_clipscore", "04_gallery"],
+    "05": ["05_learning_curves", "05_per_class_map", "05_eeg_queries"],
+}
+FAKE_TABLES = {  # the columns notebooks 04 and 05 write
+    "04_retrieval_scores": "model,metric,column,value,ci_low,ci_high,chance,n_queries\n"
+                           "twin CLIP,Recall@1 (instance),r1,0.4321,0.41,0.45,0.0025,400\n"
+                           "twin CLIP,Recall@1 (class-aware),class_r1,0.9,0.88,0.92,0.05,400\n"
+                           "twin CLIP,MAP (instance),ap,0.01,0.001,0.02,0.02,400\n",
+    "04_bertscore": "queries,model,precision,recall,f1,threshold,share_f1_above,n_pairs\n"
+                    "images (twin CLIP),all-MiniLM-L6-v2,0.8,0.82,0.81,0.7,0.93,400\n",
+    "04_clipscore": "queries,matched_mean,mismatched_mean,auc,n_matched,n_mismatched\n"
+                    "images (twin CLIP),0.71,0.42,0.97,400,4000\n",
+    "05_ablation": "configuration,instance_recall@5,class_map,trainable_parameters\n"
+                   "frozen CLIP,0.031,0.12,61440\nLoRA r=8,0.052,0.19,98304\n",
+}
+
+
+def write_png(path: Path) -> None:
+    """A small PNG of a colour of its own (identical images would be stored once)."""
+    shade = sum(path.name.encode()) % 200
+    Image.new("RGB", (120, 80), (shade, 90, 200 - shade)).save(path)
+
+
+def write_run_info(folder: Path, twin: bool = True) -> None:
+    notebooks = {
+        stem: {"status": "ran", "finished": "2026-11-25T15:00:00+00:00", "seconds": 12.3,
+               "device": "cpu (2 cores)", "commit": "0123456789abcdef", "dirty": False,
+               "data_root": "/data/twin"}
+        for stem in ["01_data_exploration", "02_baseline", "03_multihead_classification",
+                     "04_clip_retrieval", "05_eeg_retrieval"]
+    }
+    info = {"eegkit_version": "0.1.0", "data_root": "/data/twin", "is_twin": twin,
+            "twin_preset": "default" if twin else None, "twin_seed": 0 if twin else None,
+            "device": "cpu (2 cores)", "commit": "0123456789abcdef", "dirty": True,
+            "started": "2026-11-25T14:40:00+00:00", "finished": "2026-11-25T15:00:00+00:00",
+            "status": "complete", "notebooks": notebooks}
+    (folder / RUN_INFO_NAME).write_text(json.dumps(info))
+
+
+def results_folder(root: Path, notebooks=("01", "02", "03", "04", "05"), run_info=True,
+                   twin=True) -> Path:
+    """A results folder named ``figures`` with the files of the given notebooks."""
+    folder = root / "figures"
+    folder.mkdir(parents=True)
+    for path in sorted(REPO_FIGURES.glob("0[123]_*")):
+        if path.name[:2] in notebooks:
+            shutil.copy(path, folder / path.name)
+    for nb, names in FAKE_PNGS.items():
+        if nb in notebooks:
+            for name in names:
+                write_png(folder / f"{name}.png")
+    for name, text in FAKE_TABLES.items():
+        if name[:2] in notebooks:
+            (folder / f"{name}.csv").write_text(text)
+    if run_info:
+        write_run_info(folder, twin=twin)
+    return folder
+
+
+def pdf_text(path: Path) -> tuple[str, int, int]:
+    """All text (whitespace removed), page count and number of images."""
+    reader = PdfReader(path)
+    text = "".join(page.extract_text() for page in reader.pages)
+    n_images = sum(len(page.images) for page in reader.pages)
+    return re.sub(r"\s+", "", text), len(reader.pages), n_images
+
+
+def squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+@pytest.fixture(scope="module")
+def full_build(tmp_path_factory):
+    """Both reports built from results of every notebook (twin run record)."""
+    root = tmp_path_factory.mktemp("full")
+    folder = results_folder(root)
+    built = build_reports(folder, REPORT_DIR, out_dir=root / "out", verbose=False)
+    return folder, {b.name: b for b in built}
+
+
+def test_reports_reference_every_result_file_and_only_existing_ones(full_build):
+    folder, built = full_build
+    for name, notebooks in [("midterm", ("01", "02", "04")), ("final", tuple(SECTIONS))]:
+        report = built[name]
+        assert report.pdf.is_file() and report.not_run == [] and report.missing == []
+        referenced = {ref["file"] for ref in report.referenced}
+        assert all((folder / f).is_file() for f in referenced)
+        # every figure and table (CSV) of the report's notebooks is used
+        expected = {p.name for p in folder.iterdir()
+                    if p.name[:2] in notebooks and p.suffix in (".png", ".csv")
+                    and not p.name.endswith(("_class_balance.csv", "_per_subject.csv"))}
+        assert expected <= referenced, (
+            f"results files that no section of {name} uses: {sorted(expected - referenced)}; "
+            f"add them to report/sections/")
+        assert not any(f[:2] not in notebooks for f in referenced if f[0].isdigit())
+        text, n_pages, n_images = pdf_text(report.pdf)
+        figures = [ref for ref in report.referenced if ref["kind"] == "figure"]
+        assert n_images == len(figures)
+        for ref in report.referenced:
+            if ref["kind"] in ("figure", "table"):
+                assert squeeze(f"figures/{ref['file']}") in text, ref["file"]
+        for nb in notebooks:
+            assert squeeze(SECTIONS[nb]) in text
+        assert squeeze("Introduction") in text and squeeze("References") in text
+        low, high = (5, 12) if name == "midterm" else (8, 18)
+        assert low <= n_pages <= high, (name, n_pages)
+
+
+def test_numbers_come_from_the_csv_files_and_first_page_says_synthetic(full_build):
+    folder, built = full_build
+    text, _, _ = pdf_text(built["midterm"].pdf)
+    first = squeeze(PdfReader(built["final"].pdf).pages[0].extract_text())
+    assert squeeze("0.432 (0.410–0.450)") in text  # Recall@1 (instance) of the fake 04 table
+    assert squeeze("43.2 % (41.0–45.0 %) at instance level") in text
+    assert squeeze("for 46.8 % of the queries") in text  # 0.9 - 0.4321
+    assert squeeze("2 of the 3 scores") in text and squeeze("93.0 %") in text
+    assert squeeze("Wang et al. FC") in text and squeeze("31.5 % (29.1–34.0 %)") in text
+    assert squeeze("Synthetic data") in first and squeeze("not from recordings of people") in first
+    assert squeeze("preset default") in first and "0123456789" in first
+    assert squeeze("(with uncommitted changes)") in first and squeeze("cpu (2 cores)") in first
+
+
+def test_only_notebooks_01_to_03_build_and_say_the_others_have_not_run(tmp_path):
+    folder = results_folder(tmp_path, notebooks=("01", "02", "03"), run_info=False)
+    built = {b.name: b for b in build_reports(folder, REPORT_DIR, out_dir=tmp_path, verbose=False)}
+    assert built["midterm"].not_run == ["04"] and built["final"].not_run == ["04", "05"]
+    assert built["final"].missing == [RUN_INFO_NAME]
+    text, _, _ = pdf_text(built["final"].pdf)
+    assert squeeze("Notebook 04_clip_retrieval.py has not been run") in text
+    assert squeeze("Notebook 05_eeg_retrieval.py has not been run") in text
+    assert squeeze("No run record") in text
+    assert squeeze(SECTIONS["03"]) in text and squeeze(SECTIONS["05"]) in text
+    midterm, _, _ = pdf_text(built["midterm"].pdf)
+    assert squeeze(SECTIONS["03"]) not in midterm
+
+
+def test_real_data_report_and_a_missing_single_file(tmp_path):
+    folder = results_folder(tmp_path, notebooks=("01", "02"), twin=False)
+    (folder / "02_scores.png").unlink()
+    report = build_report("midterm", folder, REPORT_DIR, out=tmp_path / "m.pdf")
+    assert report.missing == ["02_scores.png"]
+    text, _, _ = pdf_text(report.pdf)
+    assert squeeze("Real data") in text and squeeze("Synthetic data") not in text
+    assert squeeze("Missing: figures/02_scores.png") in text
+
+
+def test_build_errors_name_the_problem(tmp_path):
+    with pytest.raises(ReportBuildError, match="does not exist; run the notebooks first"):
+        build_report("final", tmp_path / "nope", REPORT_DIR, out=tmp_path / "x.pdf")
+    with pytest.raises(ReportBuildError, match="unknown report 'draft'"):
+        build_report("draft", tmp_path, REPORT_DIR)
+
+
+def test_render_page_writes_a_png(full_build, tmp_path):
+    folder, _ = full_build
+    out = render_page("final", tmp_path / "page.png", folder, REPORT_DIR, ppi=30)
+    assert Image.open(out).format == "PNG"
+
+
+# ---------------------------------------------------------------- up to date?
+
+NOTEBOOK = """\
+# %% tags=["parameters"]
+figures_dir = "figures"
+greeting = "hello"
+
+# %%
+print(greeting)
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A fake notebook, eegkit package, data root and results folder."""
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "02_demo.py").write_text(NOTEBOOK + "table = '01_table.csv'\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("x = 1\n")
+    (tmp_path / "pkg" / "reportbuild.py").write_text("y = 1\n")
+    (tmp_path / "data" / "sub-02").mkdir(parents=True)
+    (tmp_path / "data" / "sub-02" / "run.npy").write_bytes(b"0" * 100)
+    (tmp_path / "data" / "eegkit_twin.json").write_text('{"preset": "tiny"}')
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "figs" / "01_table.csv").write_text("a\n1\n")
+    (tmp_path / "figs" / "02_out.png").write_bytes(b"png")
+    return tmp_path
+
+
+def inputs_of(project, params=None):
+    params = {"figures_dir": str(project / "figs"), "greeting": "hello", **(params or {})}
+    return notebook_inputs(project / "nb" / "02_demo.py", params,
+                           code_fingerprint(project / "pkg"), data_fingerprint(project / "data"))
+
+
+def record_of(project):
+    return {"inputs": inputs_of(project), "outputs": [str(project / "figs" / "02_out.png")]}
+
+
+def test_unchanged_is_up_to_date_and_force_or_no_record_runs(project):
+    record = record_of(project)
+    assert is_up_to_date(record, inputs_of(project)) == (True, "up to date")
+    assert is_up_to_date(record, inputs_of(project), force=True) == (False, "forced")
+    assert is_up_to_date(None, inputs_of(project))[0] is False
+
+
+def test_notebook_source_change_reruns(project):
+    record = record_of(project)
+    path = project / "nb" / "02_demo.py"
+    os.utime(path, (1, 1))  # a touch that keeps the content: still up to date
+    assert is_up_to_date(record, inputs_of(project))[0]
+    path.write_text(path.read_text() + "print('more')\n")
+    assert is_up_to_date(record, inputs_of(project)) == (False, "notebook source changed")
+
+
+def test_only_declared_parameters_count(project):
+    record = record_of(project)
+    assert is_up_to_date(record, inputs_of(project, {"undeclared": 5}))[0]
+    changed = inputs_of(project, {"greeting": "hi"})
+    assert is_up_to_date(record, changed) == (False, "parameters changed")
+    override = {"notebooks": {"02_demo": {"greeting": "hi"}}}
+    assert is_up_to_date(record, inputs_of(project, override)) == (False, "parameters changed")
+
+
+def test_eegkit_code_change_reruns_but_not_the_report_builder(project):
+    record = record_of(project)
+    (project / "pkg" / "reportbuild.py").write_text("y = 2\n")
+    assert is_up_to_date(record, inputs_of(project))[0]
+    (project / "pkg" / "mod.py").write_text("x = 2\n")
+    assert is_up_to_date(record, inputs_of(project)) == (False, "eegkit code changed")
+
+
+@pytest.mark.parametrize("change", ["touch", "add", "twin"])
+def test_data_change_reruns(project, change):
+    record = record_of(project)
+    data = project / "data"
+    if change == "touch":
+        os.utime(data / "sub-02" / "run.npy", ns=(10**18, 10**18))
+    elif change == "add":
+        (data / "sub-02" / "run2.npy").write_bytes(b"1")
+    else:
+        (data / "eegkit_twin.json").write_text('{"preset": "tin2"}')  # same size
+        os.utime(data / "eegkit_twin.json", ns=(10**18, 10**18))
+    assert is_up_to_date(record, inputs_of(project)) == (False, "input data changed")
+
+
+def test_hidden_folders_of_the_data_are_not_listed(project):
+    before = data_fingerprint(project / "data")
+    (project / "data" / ".git").mkdir()
+    (project / "data" / ".git" / "index").write_text("x")
+    assert data_fingerprint(project / "data") == before
+
+
+def test_upstream_results_and_missing_outputs_rerun(project):
+    record = record_of(project)
+    assert upstream_files(project / "nb" / "02_demo.py", project / "figs") == [
+        project / "figs" / "01_table.csv"]
+    (project / "figs" / "01_table.csv").write_text("a\n2\n")
+    assert is_up_to_date(record, inputs_of(project))[1].startswith("results of an earlier")
+    record = record_of(project)
+    (project / "figs" / "02_out.png").unlink()
+    assert is_up_to_date(record, inputs_of(project))[1].startswith("output missing")
+
+
+def test_unreadable_manifest_is_empty(tmp_path):
+    (tmp_path / "m.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="unreadable"):
+        assert read_manifest(tmp_path / "m.json")["notebooks"] == {}
+
+
+def test_second_run_skips_and_a_failure_keeps_earlier_records(tmp_path, capsys):
+    notebooks, figures, out = tmp_path / "nb", tmp_path / "figs", tmp_path / "out"
+    notebooks.mkdir()
+    (tmp_path / "data").mkdir()
+    write = "open(figures_dir + '/01_hello.csv', 'w').write('a\\n1\\n')\n"
+    (notebooks / "01_ok.py").write_text(NOTEBOOK + "\n# %%\nimport os\nos.makedirs(figures_dir, "
+                                        "exist_ok=True)\n" + write)
+    (notebooks / "02_broken.py").write_text(NOTEBOOK + "\n# %%\nraise ValueError('boom')\n")
+    params = {"data_dir": str(tmp_path / "data"), "figures_dir": str(figures)}
+    with pytest.raises(NotebookFailed, match="02_broken.py failed in cell"):
+        run(params, out, notebooks_dir=notebooks)
+    manifest = read_manifest(out / MANIFEST_NAME)
+    assert list(manifest["notebooks"]) == ["01_ok"]
+    assert manifest["notebooks"]["01_ok"]["outputs"][0].endswith("01_hello.csv")
+    info = json.loads((figures / RUN_INFO_NAME).read_text())
+    assert info["status"] == "failed in 02_broken.py" and info["is_twin"] is False
+    written = (figures / "01_hello.csv").stat().st_mtime_ns
+
+    (notebooks / "02_broken.py").write_text(NOTEBOOK)
+    capsys.readouterr()
+    info = run(params, out, notebooks_dir=notebooks)
+    printed = capsys.readouterr().out
+    assert "01_ok.py skipped (up to date" in printed
+    assert "02_broken.py (no record of a successful run) ..." in printed
+    assert "(1 ran, 1 skipped as up to date)" in printed
+    assert (figures / "01_hello.csv").stat().st_mtime_ns == written
+    assert info["notebooks"]["01_ok"]["status"] == "skipped (up to date)"
+    assert info["notebooks"]["02_broken"]["status"] == "ran" and info["status"] == "complete"
+    assert json.loads((figures / RUN_INFO_NAME).read_text()) == json.loads(json.dumps(info))
