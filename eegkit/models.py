@@ -276,6 +276,13 @@ class EEGEncoder(nn.Module):
         return self.transformer(self.cnn(X))
 
 
+def build_encoder(n_chans, n_times, sfreq, d=64, n_layers=2, n_heads=4, dropout=0.1,
+                  readout="flatten", cnn_kwargs=None) -> EEGEncoder:
+    """The shared encoder of Tasks 1 and 2B: :class:`ChannelCNN` then :class:`ElectrodeTransformer`."""
+    cnn = ChannelCNN(n_chans, n_times, sfreq, d=d, dropout=dropout, **(cnn_kwargs or {}))
+    return EEGEncoder(cnn, ElectrodeTransformer(n_chans, d, n_layers, n_heads, dropout, readout))
+
+
 class SubjectHeads(nn.Module):
     """Stage 3: one head per subject, ``(B, d), subject -> (B, n_outputs)``.
 
@@ -285,8 +292,9 @@ class SubjectHeads(nn.Module):
         Subject IDs; ``subject`` indices passed to :meth:`forward` index this list.
     d : int
     n_outputs : int
-    hidden : int or None, default=None
-        Width of one hidden layer; None gives a linear head.
+    hidden : int, sequence of int, or None, default=None
+        Widths of the hidden layers (an int: one layer); None or ``()`` gives a
+        linear head.
     dropout : float, default=0.2
 
     Notes
@@ -298,16 +306,20 @@ class SubjectHeads(nn.Module):
     protocol) gets the mean of all heads' outputs.
     """
 
-    def __init__(self, subjects: Sequence[str], d: int, n_outputs: int, hidden: int | None = None,
+    def __init__(self, subjects: Sequence[str], d: int, n_outputs: int,
+                 hidden: int | Sequence[int] | None = None,
                  dropout: float = 0.2):
         super().__init__()
         self.subjects = tuple(subjects)
 
+        widths = [] if hidden is None else [hidden] if isinstance(hidden, int) else list(hidden)
+
         def head():
-            if hidden is None:
-                return nn.Sequential(nn.Dropout(dropout), nn.Linear(d, n_outputs))
-            return nn.Sequential(nn.Dropout(dropout), nn.Linear(d, hidden), nn.GELU(),
-                                 nn.Linear(hidden, n_outputs))
+            layers: list[nn.Module] = [nn.Dropout(dropout)]
+            for width_in, width_out in zip([d, *widths], widths):
+                layers += [nn.Linear(width_in, width_out), nn.GELU()]
+            layers.append(nn.Linear(widths[-1] if widths else d, n_outputs))
+            return nn.Sequential(*layers)
 
         self.heads = nn.ModuleDict({s: head() for s in self.subjects})
         self.n_outputs = n_outputs
@@ -356,9 +368,8 @@ class MultiHeadEEGNet(EEGModel):
                  d=64, n_layers=2, n_heads=4, head_hidden=None, dropout=0.1, readout="flatten",
                  cnn_kwargs=None):
         super().__init__(n_chans, n_times, sfreq, n_outputs)
-        cnn = ChannelCNN(n_chans, n_times, sfreq, d=d, dropout=dropout, **(cnn_kwargs or {}))
-        transformer = ElectrodeTransformer(n_chans, d, n_layers, n_heads, dropout, readout)
-        self.encoder = EEGEncoder(cnn, transformer)
+        self.encoder = build_encoder(n_chans, n_times, sfreq, d, n_layers, n_heads, dropout, readout,
+                                     cnn_kwargs)
         self.heads = SubjectHeads(subjects, d, n_outputs, hidden=head_hidden)
 
     @property

@@ -228,7 +228,8 @@ def fit(
     ----------
     model : nn.Module
     objective : callable
-        ``objective(model, batch) -> StepOutput``.
+        ``objective(model, batch) -> StepOutput``; its ``set_epoch(epoch)`` is called
+        before each epoch when it has one.
     train_set, val_set : Dataset
         Items are dicts of tensors (:class:`eegkit.torchdata.EEGTrialDataset`).
     config : TrainConfig, optional
@@ -286,6 +287,8 @@ def fit(
         for epoch in range(state["epoch"] + 1, config.max_epochs):
             if state["stopped_early"]:
                 break
+            if hasattr(objective, "set_epoch"):  # e.g. a KD warm-up in the first epochs
+                objective.set_epoch(epoch)
             if sampler is not None:
                 sampler.set_epoch(epoch)
             else:  # the shuffle order depends on the epoch alone, so a resumed run matches
