@@ -130,13 +130,18 @@ def plot_images(image_paths: Sequence[str], captions: Sequence[str], n_cols: int
     return fig
 
 
-def plot_learning_curves(histories: dict[str, pd.DataFrame]):
+def plot_learning_curves(histories: dict[str, pd.DataFrame], loss_label: str = "cross-entropy",
+                         acc_label: str = "accuracy", chance: float | None = 1 / len(CATEGORIES)):
     """Train and validation loss and accuracy per epoch, one colour per model.
 
     Parameters
     ----------
     histories : dict of str -> DataFrame
         ``FitResult.history`` of each model, keyed by its label.
+    loss_label, acc_label : str
+        Axis labels (retrieval runs track a combined loss and in-batch caption accuracy).
+    chance : float or None, default=1/20
+        Drawn on the accuracy panel when given.
     """
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     palette = sns.color_palette("tab10", len(histories))
@@ -144,9 +149,11 @@ def plot_learning_curves(histories: dict[str, pd.DataFrame]):
         for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
             ax.plot(history["epoch"], history[f"train_{metric}"], "--", color=colour, alpha=0.7)
             ax.plot(history["epoch"], history[f"val_{metric}"], "-o", color=colour, ms=3, label=label)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss (dashed: train, solid: validation)")
-    ax_acc.axhline(1 / len(CATEGORIES), color="grey", ls=":", label="chance")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy (dashed: train, solid: validation)")
+    ax_loss.set(xlabel="epoch", ylabel=loss_label, title="Loss (dashed: train, solid: validation)")
+    if chance is not None:
+        ax_acc.axhline(chance, color="grey", ls=":", label="chance")
+    ax_acc.set(xlabel="epoch", ylabel=acc_label,
+               title=f"{acc_label.capitalize()} (dashed: train, solid: validation)")
     ax_acc.legend(fontsize=8)
     return fig
 
