@@ -1,0 +1,231 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 EEG-to-caption retrieval (handout sections 5.5 and 5.6)
+#
+# The Task 1 encoder (CNN stage + shared transformer) gets one projection head per
+# subject into CLIP's text-embedding space; the EEG embedding of a trial is ranked
+# against the caption bank of the test split exactly as the image was in notebook 04,
+# with the same metric functions. Two ablations:
+#
+# * **losses**, with both encoders frozen (the Task 1 encoder from notebook 03's
+#   checkpoint, only the projection heads train): cosine, KD, naive InfoNCE,
+#   debiased InfoNCE (down-weighting and same-class removal) and a combination;
+# * **text-encoder strategies**, with one loss: frozen CLIP (EEG side trains),
+#   partial unfreezing, bottleneck adapters and LoRA.
+#
+# Every number is on the test trials of the session split (never on training data),
+# beside chance (a random ranking of the same bank) and a 95 % bootstrap interval.
+# The image-query row is the ceiling: CLIP from the image itself.
+
+# %% tags=["parameters"]
+data_dir = ""  # ds005589 root; empty: $EEGKIT_DATA, else the synthetic twin
+twin_preset = "default"
+seed = 0
+subjects = "handout"
+figures_dir = "../figures"  # relative to notebooks/, where Jupyter runs them
+checkpoint_dir = "../build/checkpoints"
+device = "auto"  # "cpu", "cuda" or "auto"
+clip_model = "twin"  # as in notebook 04
+# The Task 1 encoder: with the settings of notebook 03 its checkpoint is reused.
+init_from_task1 = True
+max_epochs = 8
+batch_size = 64
+lr = 1e-3
+# Task 2B training
+retrieval_epochs = 6
+retrieval_lr = 1e-3
+loss_strategy = "both_frozen"  # text-encoder strategy of the loss ablation
+loss_configs = [
+    {"lambdas": {"cos": 1.0}},
+    {"lambdas": {"kd": 1.0}},
+    {"lambdas": {"infonce": 1.0}},
+    {"lambdas": {"debiased": 1.0}, "debias_strategy": "downweight"},
+    {"lambdas": {"debiased": 1.0}, "debias_strategy": "same_class"},
+    {"lambdas": {"kd": 1.0, "debiased": 1.0, "ce": 0.5}, "kd_warmup_epochs": 1},
+]
+strategy_loss = {"lambdas": {"kd": 1.0, "infonce": 1.0}}  # loss of the strategy ablation
+strategies = ["frozen", "partial", "adapter", "lora"]
+strategy_epochs = 3
+secondary_protocols = ["cross_subject"]
+n_boot = 1000
+bertscore_model = ""  # empty: all-MiniLM-L6-v2 (offline)
+n_examples = 6
+
+# %%
+import dataclasses
+
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+import eegkit
+from eegkit import metrics, plots
+from eegkit.clip import caption_bank, embed_images, embed_texts, image_queries, load_clip
+from eegkit.experiments import run_classification
+from eegkit.report import save_figure, save_table
+from eegkit.retrieval import RetrievalConfig, ablation_table, chance_row, run_retrieval, scores_row, text_scores_row
+from eegkit.splits import make_split
+from eegkit.train import TrainConfig, resolve_device
+
+data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
+display(Markdown(eegkit.data_banner(data)))
+split = make_split(data.trials, "session")
+print(split.description)
+clip = load_clip(clip_model, exclude_captions=data.captions.caption, device=resolve_device(device))
+print(f"CLIP: {clip.label} ({clip.path})")
+
+# %% [markdown]
+# ## The ceiling: image queries on the same test bank
+# CLIP ranks the test bank from each test image (notebook 04's analysis on this split).
+
+# %%
+test_rows = data.trials.iloc[split.test]
+queries, bank = image_queries(test_rows), caption_bank(test_rows)
+image_sim = metrics.cosine_similarity(embed_images(clip, list(queries.image_path)),
+                                      embed_texts(clip, list(bank.caption)))
+image_per_query = metrics.retrieval_scores(image_sim, queries.caption_id, queries.category,
+                                           bank.caption_id, bank.category)
+image_scores = metrics.summarize_retrieval(image_per_query, n_boot=n_boot, seed=seed)
+image_row = scores_row(image_scores, queries=f"images ({clip.label})", loss="-", protocol="session",
+                       **{"text encoder": "-"})
+
+# %% [markdown]
+# ## The Task 1 encoder
+# The multi-head classifier of notebook 03 (same settings, so its checkpoint is
+# reused when present); its encoder initialises every EEG configuration below.
+
+# %%
+encoder_state = None
+if init_from_task1:
+    task1 = run_classification(data, split, "multihead",
+                               TrainConfig(max_epochs=max_epochs, batch_size=batch_size, lr=lr, seed=seed,
+                                           device=device),
+                               checkpoint_dir, n_boot=100, n_perm=10)
+    encoder_state = task1.fit.model.encoder.state_dict()
+    print(f"Task 1 encoder: test accuracy {task1.scores.set_index('metric').loc['accuracy', 'value']:.1%}")
+
+# %% [markdown]
+# ## Loss ablation (both encoders frozen: only the projection heads train)
+
+# %%
+train_config = TrainConfig(max_epochs=retrieval_epochs, batch_size=batch_size, lr=retrieval_lr, seed=seed,
+                           device=device, patience=retrieval_epochs)
+bert_model = bertscore_model or None
+loss_runs = [run_retrieval(data, split, clip, RetrievalConfig(strategy=loss_strategy, **spec), train_config,
+                           checkpoint_dir, encoder_state=encoder_state, n_boot=n_boot,
+                           bertscore_model=bert_model)
+             for spec in loss_configs]
+
+# %% [markdown]
+# ## Text-encoder strategies (one loss; the EEG encoder trains too)
+
+# %%
+strategy_config = TrainConfig(max_epochs=strategy_epochs, batch_size=batch_size, lr=retrieval_lr, seed=seed,
+                              device=device, patience=strategy_epochs)
+strategy_runs = [run_retrieval(data, split, clip, RetrievalConfig(strategy=strategy, **strategy_loss),
+                               strategy_config, checkpoint_dir, encoder_state=encoder_state, n_boot=n_boot,
+                               bertscore_model=bert_model)
+                 for strategy in strategies]
+runs = loss_runs + strategy_runs
+
+# %% [markdown]
+# ## The ablation table
+# Image queries (the ceiling), every EEG configuration, and chance, side by side.
+# Intervals are 95 % bootstrap intervals over the test queries.
+
+# %%
+image_text = text_scores_row(
+    metrics.bertscore(list(bank.caption.to_numpy()[image_per_query["top1"]]), list(queries.caption),
+                      model_type=bert_model),
+    *metrics.matched_mismatched_scores(
+        embed_images(clip, list(queries.image_path)), embed_texts(clip, list(bank.caption)),
+        metrics.caption_bank_index(queries.caption_id, bank.caption_id), seed=seed))
+table = ablation_table([{**image_row, **image_text}, *(run.summary_row() for run in runs),
+                        chance_row(runs[0].scores, queries="chance (random ranking)", loss="-",
+                                   protocol="session", **{"text encoder": "-"})])
+save_table(table, "05_ablation", figures_dir)
+display(table[["queries", "loss", "text encoder", "Recall@1 (instance)", "Recall@5 (instance)",
+               "Recall@5 (class-aware)", "MAP (instance)", "MAP (class-aware)"]].round(3))
+display(table[["queries", "loss", "text encoder", "trainable EEG params", "trainable text params",
+               "seconds per epoch", "process peak memory MB"]].dropna(subset=["trainable EEG params"]))
+
+# %% [markdown]
+# ## Does the best configuration beat chance?
+# Chosen on the *validation* loss, not on the test scores, so the test numbers stay
+# honest; then compared with chance on instance-level and class-aware Recall@5.
+
+# %%
+# Losses differ in scale, so the validation criterion is in-batch caption accuracy.
+best = max(runs, key=lambda run: run.fit.history["val_acc"].max())
+scores = best.scores.set_index("metric")
+for metric in ("Recall@5 (instance)", "Recall@5 (class-aware)"):
+    r = scores.loc[metric]
+    verdict = "above chance" if r["ci_low"] > r["chance"] else "NOT above chance"
+    print(f"{best.label}: {metric} {r['value']:.3f} (95 % CI {r['ci_low']:.3f}-{r['ci_high']:.3f}), "
+          f"chance {r['chance']:.3f}: {verdict}")
+
+# %%
+fig = plots.plot_learning_curves({run.label: run.fit.history for run in runs}, loss_label="training objective",
+                                 acc_label="in-batch caption accuracy", chance=None)
+save_figure(fig, "05_learning_curves", figures_dir)
+
+# %%
+per_class = pd.concat([
+    metrics.per_class_map(image_per_query).assign(queries=f"images ({clip.label})"),
+    metrics.per_class_map(best.per_query).assign(queries=f"EEG ({best.label})"),
+])
+fig = plots.plot_per_class_map(per_class, title="Instance-level MAP per category: image vs best EEG queries")
+save_figure(fig, "05_per_class_map", figures_dir)
+
+# %%
+fig = plots.plot_score_distributions(best.matched, best.mismatched,
+                                     xlabel=f"CLIPScore-style similarity, EEG vs caption ({best.label})")
+save_figure(fig, "05_clipscore", figures_dir)
+
+# %% [markdown]
+# ## A few EEG queries and their top-5 captions
+# Each row is one test trial, shown by the image the person saw.
+
+# %%
+rng = np.random.default_rng(seed)
+shown = rng.choice(len(test_rows), size=min(n_examples, len(test_rows)), replace=False)
+sim = best.eeg_embeddings[shown] @ best.text_embeddings.T
+top5 = np.argsort(-sim, axis=1)[:, :5]
+fig = plots.plot_retrieval_gallery(
+    test_rows.image_path.to_numpy()[shown], [best.bank.caption.to_numpy()[t] for t in top5],
+    test_rows.caption.to_numpy()[shown],
+    titles=[f"{s} trial {t}" for s, t in zip(test_rows.subject.to_numpy()[shown], test_rows.trial.to_numpy()[shown])])
+save_figure(fig, "05_eeg_queries", figures_dir)
+
+# %% [markdown]
+# ## Across subjects
+# The best configuration again, trained on all subjects but one and tested on the
+# held-out subject (its projection head is the mean of the others'). The Task 1
+# encoder saw the held-out subject's sessions, so it is not reused here: the encoder
+# trains from scratch (a "both frozen" winner becomes "frozen CLIP").
+
+# %%
+cross_config = dataclasses.replace(
+    best.config, strategy="frozen" if best.config.strategy == "both_frozen" else best.config.strategy)
+secondary = [run_retrieval(data, make_split(data.trials, protocol, seed=seed), clip, cross_config,
+                           strategy_config, checkpoint_dir, n_boot=n_boot, bertscore_model=bert_model)
+             for protocol in secondary_protocols]
+if secondary:
+    cross = ablation_table([run.summary_row() for run in secondary] +
+                           [chance_row(run.scores, queries="chance (random ranking)", loss="-",
+                                       protocol=run.protocol, **{"text encoder": "-"}) for run in secondary])
+    save_table(cross, "05_ablation_cross_subject", figures_dir)
+    display(cross[["queries", "loss", "text encoder", "protocol", "Recall@5 (instance)",
+                   "Recall@5 (class-aware)", "MAP (instance)"]].round(3))
