@@ -466,7 +466,7 @@ def run_retrieval(
         image_emb = embed_images(clip, list(data.captions["image_path"]), progress=progress)
         bank_emb = embed_texts(clip, list(train_bank["caption"]), progress=progress)
         teacher = teacher_distribution(image_emb, bank_emb, config.tau_t)  # (n_images, n_bank)
-        bank_ids = torch.as_tensor(train_bank["caption_id"].to_numpy())
+        bank_ids = torch.tensor(train_bank["caption_id"].to_numpy())
     loss = make_loss({k: v for k, v in config.lambdas.items() if v},
                      kd_warmup_epochs=config.kd_warmup_epochs, temperature=config.temperature,
                      tau_s=config.tau_s, debias_strategy=config.debias_strategy, debias_k=config.debias_k,
@@ -484,7 +484,7 @@ def run_retrieval(
     test_rows = trials.iloc[split.test]
     bank = caption_bank(test_rows)
     eeg = embed_eeg(result.model, test_set, lookup, device=train_config.device)
-    text_emb = result.model.text.embed_all()[torch.as_tensor(bank["caption_id"].to_numpy())].cpu().numpy()
+    text_emb = result.model.text.embed_all()[torch.tensor(bank["caption_id"].to_numpy())].cpu().numpy()
     sim = metrics.cosine_similarity(eeg, text_emb)
     per_query = metrics.retrieval_scores(sim, test_rows["caption_id"], test_rows["category"],
                                          bank["caption_id"], bank["category"])
