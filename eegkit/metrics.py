@@ -687,11 +687,17 @@ def bertscore(candidates, references, model_type: str | None = None,
     model_path, num_layers, name = _bertscore_model(model_type, num_layers)
     from bert_score import score  # heavy import (transformers), only when used
 
-    precision, recall, f1 = score(candidates, references, model_type=model_path,
+    # Retrieval repeats pairs (one image shown in many trials, one top caption for
+    # many queries): score each distinct pair once and map the scores back.
+    pairs = pd.DataFrame({"c": candidates, "r": references})
+    codes, unique = pd.factorize(pd.MultiIndex.from_frame(pairs))
+    unique_c = [c for c, _ in unique]
+    unique_r = [r for _, r in unique]
+    precision, recall, f1 = score(unique_c, unique_r, model_type=model_path,
                                   num_layers=num_layers, batch_size=batch_size,
                                   device=device, verbose=False)
-    scores = pd.DataFrame({"precision": precision.numpy(), "recall": recall.numpy(),
-                           "f1": f1.numpy()})
+    scores = pd.DataFrame({"precision": precision.numpy()[codes], "recall": recall.numpy()[codes],
+                           "f1": f1.numpy()[codes]})
     scores.attrs["model_name"] = name
     return scores
 

@@ -440,3 +440,14 @@ def test_score_auc_and_summary():
 
 def test_caption_bank_index():
     assert caption_bank_index(["b0", "a0", "b0"], BANK_IDS).tolist() == [3, 0, 3]
+
+
+def test_bertscore_of_repeated_pairs_equals_scoring_each_pair():
+    from eegkit.metrics import bertscore
+
+    cands = ["a red cat", "two blue cars", "a red cat", "two blue cars"]
+    refs = ["a red cat", "a dog at night", "a red cat", "two green cars"]
+    together = bertscore(cands, refs)
+    for i in range(len(cands)):
+        alone = bertscore([cands[i]], [refs[i]])
+        np.testing.assert_allclose(together.iloc[i].to_numpy(), alone.iloc[0].to_numpy(), atol=1e-5)
