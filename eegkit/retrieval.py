@@ -40,9 +40,9 @@ from eegkit.torchdata import ChannelNormalizer, EEGTrialDataset
 from eegkit.train import FitResult, StepOutput, TrainConfig, fit, make_loader, resolve_device, seed_everything
 
 LOSS_TERMS = ("cos", "kd", "infonce", "debiased", "ce")
+VALIDATION_COLUMNS = ("recall@5", "class_recall@5", "ap", "class_ap")
 STRATEGY_LABELS = {
-    "both_frozen": "both frozen",
-    "frozen": "frozen CLIP",
+    "frozen": "frozen",
     "partial": "partial unfreezing",
     "adapter": "adapters",
     "lora": "LoRA",
@@ -131,6 +131,20 @@ class RetrievalObjective:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _bank(self, model: EEGCaptionModel, device: torch.device) -> torch.Tensor:
+        """The KD bank's text embeddings. A trainable text encoder re-embeds the whole bank
+        once per epoch, without gradient: re-embedding hundreds of captions with gradient
+        at every step would cost more than the rest of the step, and the text side already
+        learns through the batch's own captions (cos, InfoNCE)."""
+        ids = self.bank_caption_ids.to(device)
+        if not model.text.trainable:
+            return model.text(ids)
+        if getattr(self, "_bank_epoch", None) != (self.epoch, model.training):
+            with torch.no_grad():
+                self._bank_cache = model.text.embed_all()[ids]
+            self._bank_epoch = (self.epoch, model.training)
+        return self._bank_cache
+
     def __call__(self, model: EEGCaptionModel, batch: dict[str, torch.Tensor]) -> StepOutput:
         self.loss.set_epoch(self.epoch if model.training else 10**9)
         subject = self.lookup.to(batch["subject"].device)[batch["subject"]]
@@ -139,7 +153,7 @@ class RetrievalObjective:
         txt = model.text(caption_ids)
         kd_inputs = {}
         if self.teacher is not None:
-            kd_inputs = {"bank": model.text(self.bank_caption_ids.to(caption_ids.device)),
+            kd_inputs = {"bank": self._bank(model, caption_ids.device),
                          "teacher": self.teacher.to(caption_ids.device)[batch["image_id"]]}
         total = self.loss(out["eeg"], txt, caption_ids, categories=batch["y"], logits=out["logits"],
                           y=batch["y"], **kd_inputs)
@@ -157,10 +171,14 @@ class RetrievalConfig:
     ----------
     lambdas : dict of str -> float, default={"infonce": 1.0, "kd": 1.0}
         Weights of the loss terms ``cos``, ``kd``, ``infonce``, ``debiased``, ``ce``.
-    strategy : {"both_frozen", "frozen", "partial", "adapter", "lora"}, default="frozen"
-        ``both_frozen``: only the projection heads train (EEG encoder frozen, from
-        ``encoder_init`` when given); ``frozen``: CLIP frozen, EEG side trains; the
-        others fine-tune the text encoder too (:mod:`eegkit.textencoder`).
+    strategy : {"frozen", "partial", "adapter", "lora"}, default="frozen"
+        What trains in CLIP's text encoder (:mod:`eegkit.textencoder`).
+    train_eeg_encoder : bool, default=True
+        False freezes the EEG encoder (from ``encoder_init`` or the ``encoder_state``
+        given to :func:`run_retrieval`, else random): its features are computed once
+        and only the projection heads (and the text side, if it trains) learn. With
+        ``strategy="frozen"`` this is the handout's "both frozen"; with
+        ``train_eeg_encoder=True`` it is "frozen CLIP".
     kd_warmup_epochs : int, default=0
         Epochs of KD alone before the other terms join.
     temperature : float, default=0.07
@@ -184,6 +202,7 @@ class RetrievalConfig:
 
     lambdas: dict = field(default_factory=lambda: {"infonce": 1.0, "kd": 1.0})
     strategy: str = "frozen"
+    train_eeg_encoder: bool = True
     kd_warmup_epochs: int = 0
     temperature: float = 0.07
     tau_t: float = 0.07
@@ -203,6 +222,8 @@ class RetrievalConfig:
         unknown = set(self.lambdas) - set(LOSS_TERMS)
         if unknown:
             raise ValueError(f"unknown loss terms {sorted(unknown)}; choose from {LOSS_TERMS}")
+        if self.strategy == "both_frozen":  # the handout's name for frozen text + frozen EEG
+            self.strategy, self.train_eeg_encoder = "frozen", False
         if self.strategy not in STRATEGY_LABELS:
             raise ValueError(f"unknown strategy {self.strategy!r}; choose from {tuple(STRATEGY_LABELS)}")
         self.projection_hidden = tuple(self.projection_hidden)
@@ -216,7 +237,8 @@ class RetrievalConfig:
 
     @property
     def label(self) -> str:
-        return f"{self.loss_label} | {STRATEGY_LABELS[self.strategy]}"
+        eeg = "EEG trained" if self.train_eeg_encoder else "EEG frozen"
+        return f"{self.loss_label} | text {STRATEGY_LABELS[self.strategy]}, {eeg}"
 
 
 @dataclass
@@ -239,15 +261,32 @@ class RetrievalRun:
     matched: np.ndarray | None = None
     mismatched: np.ndarray | None = None
 
+    #: How the EEG encoder started: "Task 1" (given weights) or "random".
+    encoder_init: str = "random"
+    #: Mean validation scores (``recall@5``, ``class_recall@5``, ``ap``), for choosing
+    #: a configuration without looking at the test split.
+    validation: dict = field(default_factory=dict)
+
+    @property
+    def selection_score(self) -> float:
+        """Validation instance + class-aware Recall@5 (the criterion of the issue, on validation)."""
+        return self.validation.get("recall@5", 0.0) + self.validation.get("class_recall@5", 0.0)
+
     @property
     def label(self) -> str:
         return self.config.label
 
+    @property
+    def eeg_encoder_label(self) -> str:
+        return f"{'trained' if self.config.train_eeg_encoder else 'frozen'} (init: {self.encoder_init})"
+
     def summary_row(self) -> dict:
         """One row of the ablation table: every score with its CI, and the costs."""
         row = scores_row(self.scores, queries="EEG", loss=self.config.loss_label,
-                         **{"text encoder": STRATEGY_LABELS[self.config.strategy]}, protocol=self.protocol)
+                         **{"text encoder": STRATEGY_LABELS[self.config.strategy],
+                            "EEG encoder": self.eeg_encoder_label}, protocol=self.protocol)
         row.update(text_scores_row(self.bertscore, self.matched, self.mismatched))
+        row.update({f"validation {name}": value for name, value in self.validation.items()})
         history = self.fit.history
         row.update({
             "trainable EEG params": self.n_trainable["eeg"],
@@ -317,8 +356,29 @@ def text_scores_row(bertscore: pd.DataFrame | None, matched=None, mismatched=Non
 def ablation_table(rows: list[dict]) -> pd.DataFrame:
     """Rows from :func:`scores_row` / :meth:`RetrievalRun.summary_row` as one table."""
     table = pd.DataFrame(rows)
-    first = [c for c in ("queries", "loss", "text encoder", "protocol") if c in table]
+    first = [c for c in ("queries", "loss", "text encoder", "EEG encoder", "protocol") if c in table]
     return table[first + [c for c in table.columns if c not in first]]
+
+
+_ENCODED: dict[str, EncodedTrials] = {}
+
+
+def _encoded(encoder: nn.Module, dataset: EEGTrialDataset, device: str) -> EncodedTrials:
+    """:func:`encode_trials`, memoised in this process: configurations that share a frozen
+    encoder (the loss ablation) encode each split once, not once per configuration."""
+    digest = hashlib.sha256(np.asarray(dataset.rows, dtype=np.int64).tobytes())
+    for name, tensor in sorted(encoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    if dataset.normalizer is not None:
+        for value in vars(dataset.normalizer).values():
+            digest.update(np.asarray(value).tobytes())
+    key = digest.hexdigest()
+    if key not in _ENCODED:
+        if len(_ENCODED) >= 4:
+            _ENCODED.pop(next(iter(_ENCODED)))
+        _ENCODED[key] = encode_trials(encoder, dataset, device=device)
+    return _ENCODED[key]
 
 
 def caption_texts(data: EEGData) -> list[str]:
@@ -388,6 +448,17 @@ def _run_key(data: EEGData, split: Split, clip: Clip, config: RetrievalConfig, t
     return digest.hexdigest()[:12]
 
 
+def _score_rows(model: EEGCaptionModel, rows: pd.DataFrame, dataset: EEGTrialDataset, lookup: torch.Tensor,
+                all_text: np.ndarray, device: str):
+    """Rank the bank of ``rows`` (their unique captions) for each of their trials."""
+    bank = caption_bank(rows)
+    eeg = embed_eeg(model, dataset, lookup, device=device)
+    text_emb = all_text[bank["caption_id"].to_numpy()]
+    per_query = metrics.retrieval_scores(metrics.cosine_similarity(eeg, text_emb), rows["caption_id"],
+                                         rows["category"], bank["caption_id"], bank["category"])
+    return per_query, bank, eeg, text_emb
+
+
 def run_retrieval(
     data: EEGData,
     split: Split,
@@ -420,7 +491,7 @@ def run_retrieval(
     encoder_state : dict, optional
         Weights of a Task 1 encoder (``model.encoder.state_dict()`` of a trained
         :class:`eegkit.models.MultiHeadEEGNet`) to start from; with
-        ``strategy="both_frozen"`` they stay fixed and their features are computed once.
+        ``train_eeg_encoder=False`` they stay fixed and their features are computed once.
     n_boot : int, default=1000
     bertscore_model : str, None or False
         Model of :func:`eegkit.metrics.bertscore` for the top-ranked caption
@@ -442,8 +513,7 @@ def run_retrieval(
     train_subjects = tuple(s for s in data.subjects if s in set(trials["subject"].iloc[split.train]))
     lookup = subject_lookup(train_subjects, data.subjects)
 
-    text_strategy = "frozen" if config.strategy == "both_frozen" else config.strategy
-    text = CaptionEncoder(clip, caption_texts(data), text_strategy,
+    text = CaptionEncoder(clip, caption_texts(data), config.strategy,
                           n_unfrozen_layers=config.n_unfrozen_layers,
                           adapter_bottleneck=config.adapter_bottleneck, lora_rank=config.lora_rank)
     model = EEGCaptionModel(data.n_chans, data.n_times, data.sfreq, train_subjects, text,
@@ -454,10 +524,9 @@ def run_retrieval(
         load_encoder_weights(model, config.encoder_init)
     if encoder_state is not None:
         model.encoder.load_state_dict(encoder_state)
-    if config.strategy == "both_frozen":
+    if not config.train_eeg_encoder:
         model.encoder.requires_grad_(False)
-        train_set, val_set = (encode_trials(model.encoder, ds, device=train_config.device)
-                              for ds in (train_set, val_set))
+        train_set, val_set = (_encoded(model.encoder, ds, train_config.device) for ds in (train_set, val_set))
         model.encoded_input = True
 
     teacher = bank_ids = None
@@ -481,13 +550,12 @@ def run_retrieval(
                  progress=progress, name=config.label)
 
     result.model.encoded_input = False  # evaluation runs the whole model on raw trials
+    all_text = result.model.text.embed_all().cpu().numpy()
+    val_per_query = _score_rows(result.model, trials.iloc[split.val], EEGTrialDataset(data, split.val, normalizer),
+                                lookup, all_text, train_config.device)[0]
     test_rows = trials.iloc[split.test]
-    bank = caption_bank(test_rows)
-    eeg = embed_eeg(result.model, test_set, lookup, device=train_config.device)
-    text_emb = result.model.text.embed_all()[torch.tensor(bank["caption_id"].to_numpy())].cpu().numpy()
-    sim = metrics.cosine_similarity(eeg, text_emb)
-    per_query = metrics.retrieval_scores(sim, test_rows["caption_id"], test_rows["category"],
-                                         bank["caption_id"], bank["category"])
+    per_query, bank, eeg, text_emb = _score_rows(result.model, test_rows, test_set, lookup, all_text,
+                                                 train_config.device)
     per_query["subject"] = test_rows["subject"].to_numpy()
     scores = metrics.summarize_retrieval(per_query, n_boot=n_boot, seed=train_config.seed)
     bert = None
@@ -499,4 +567,6 @@ def run_retrieval(
     return RetrievalRun(config=config, protocol=split.protocol, fit=result, per_query=per_query,
                         scores=scores, bank=bank, eeg_embeddings=eeg, text_embeddings=text_emb,
                         n_trainable=result.model.n_trainable(), peak_memory_mb=_peak_memory_mb(device),
-                        bertscore=bert, matched=matched, mismatched=mismatched)
+                        bertscore=bert, matched=matched, mismatched=mismatched,
+                        encoder_init="Task 1" if encoder_state is not None or config.encoder_init else "random",
+                        validation={c: float(val_per_query[c].mean()) for c in VALIDATION_COLUMNS})
