@@ -169,7 +169,9 @@ class FitResult:
 
 
 def _collate(items: list[dict]) -> dict[str, torch.Tensor]:
-    return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+    # numpy's stack: torch.stack of many small tensors was measured at 0.3-0.9 s per
+    # batch with 2 intra-op threads on a busy 2-core machine, numpy's at ~10 ms.
+    return {key: torch.from_numpy(np.stack([item[key].numpy() for item in items])) for key in items[0]}
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False,
