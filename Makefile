@@ -32,7 +32,7 @@ report: $(STAMP)
 test: $(STAMP)
 	$(PY) -m eegkit.pipeline render --params tests/notebook_params.yaml --out build/nbmake
 	env -u EEGKIT_DATA EEGKIT_CACHE=$(CURDIR)/build/cache MPLBACKEND=Agg \
-		$(PY) -m pytest tests build/nbmake --nbmake
+		$(PY) -m pytest build/nbmake tests --nbmake   # notebooks first: a test builds the PDFs from their results
 
 clean:
 	rm -rf build

@@ -347,3 +347,24 @@ def test_second_run_skips_and_a_failure_keeps_earlier_records(tmp_path, capsys):
     assert info["notebooks"]["01_ok"]["status"] == "skipped (up to date)"
     assert info["notebooks"]["02_broken"]["status"] == "ran" and info["status"] == "complete"
     assert json.loads((figures / RUN_INFO_NAME).read_text()) == json.loads(json.dumps(info))
+
+
+TINY_TWIN_FIGURES = Path(os.environ.get("EEGKIT_TEST_FIGURES", Path(__file__).resolve().parent.parent
+                                        / "build" / "test-figures"))
+
+
+@pytest.mark.skipif(not (TINY_TWIN_FIGURES / "05_ablation.csv").is_file(),
+                    reason="no notebook results of the tiny twin yet (make test runs the notebooks first)")
+def test_both_reports_build_from_the_tiny_twin_notebook_results(tmp_path):
+    """The real thing: every notebook's output on the tiny twin (written by nbmake), no fakes."""
+    built = build_reports(TINY_TWIN_FIGURES, REPORT_DIR, out_dir=tmp_path, verbose=False)
+    for report in built:
+        missing = [f for f in report.missing if f != "run_info.json"]  # only `make report` writes it
+        assert report.not_run == [] and missing == [], (report.name, report.not_run, missing)
+        text, n_pages, n_images = pdf_text(report.pdf)
+        notebooks = ("01", "02", "04") if report.name == "midterm" else tuple(SECTIONS)
+        for nb in notebooks:
+            assert squeeze(SECTIONS[nb]) in text
+        assert n_images == sum(ref["kind"] == "figure" for ref in report.referenced)
+        low, high = (5, 12) if report.name == "midterm" else (8, 18)
+        assert low <= n_pages <= high, (report.name, n_pages)
