@@ -1,48 +1,281 @@
-"""Train every classifier on the same split for the same epochs; compare side by side.
+"""Train every classifier on the same split, for the same epochs or the same time.
 
-For each model: test accuracy (95 % CI), training trials per second and peak
-resident memory, each model in its own process so that the peaks do not mix. Then
-the multi-head model's ratio to the EEGNet and ShallowConvNet baselines.
+For each model: test accuracy (95 % CI), training trials per second and memory, each
+model in its own process so that the peaks do not mix. Then the multi-head model's
+ratios to the EEGNet and ShallowConvNet baselines, time per trial included (the
+performance target: at most 2x the baseline's, at equal batch size on CPU).
 
     python benchmarks/train_models.py --preset default --epochs 6
+    python benchmarks/train_models.py --preset default --budget-seconds 600
+
+Two modes:
+
+* ``--epochs N`` (default): every model trains N epochs (no early stopping) and is
+  scored with the weights of its best validation epoch, as :func:`eegkit.train.fit`
+  returns them.
+* ``--budget-seconds S``: every model gets S seconds of training on the same
+  cores, the number a student with a laptop cares about. The budget counts the
+  training batches (data loading, forward, backward, optimiser), as the trials/s
+  column does; validation passes, checkpoints and scoring are outside it. Epochs
+  run until the budget is spent and the epoch in progress is *cut*: no batch starts
+  after S seconds, so every model trains for S seconds at most (less only if it
+  finishes ``--epochs`` epochs first). The cut state is validated like a finished
+  epoch, and the model is scored with the weights of the best validation epoch,
+  the partial one included. The learning-rate schedule is ``fit``'s (warm-up, then
+  cosine decay) with its progress measured by epochs or by the clock, whichever is
+  further along: a model that cannot finish ``--epochs`` (default 20 in this mode)
+  epochs in S seconds reaches a learning rate of zero when its time is up, as if
+  its ``max_epochs`` had been planned for the budget; ``--epoch-schedule`` keeps
+  the plain epoch-based schedule. Budget runs depend on the clock, so they are not
+  bit-reproducible.
+
+Memory: ``peak_rss_mb`` is the process's peak resident memory (``ru_maxrss``; it
+includes loading and normalising the data and the memory-mapped trials, so it is
+much the same for every model); ``train_peak_anon_mb`` is the peak of anonymous
+resident memory (RssAnon, sampled every 10 ms, Linux only) while training, i.e.
+the data structures, the model, its activations and optimiser state, without the
+memory-mapped files.
+
+``--no-nan-fill`` turns off torch's NaN filling of new tensors, which
+``torch.use_deterministic_algorithms(True)`` in ``fit`` switches on
+(``torch.utils.deterministic.fill_uninitialized_memory``), to measure its cost.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing as mp
+import os
 import resource
+import tempfile
+import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 
 MODELS = ("wang_fc", "shallow", "eegnet", "multihead")
+MULTIHEAD = "Multi-head CNN+Transformer"
+BASELINES = ("EEGNet", "ShallowConvNet")
+
+
+class _AnonPeak:
+    """Peak anonymous resident memory (MB) of this process while running, sampled."""
+
+    def __init__(self, interval_seconds: float = 0.01):
+        self.interval_seconds = interval_seconds
+        self.peak_mb = float("nan")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def read_mb() -> float:
+        try:
+            with open("/proc/self/status") as status:
+                for line in status:
+                    if line.startswith("RssAnon:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return float("nan")
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            value = self.read_mb()
+            if not value <= self.peak_mb:  # also replaces the initial NaN
+                self.peak_mb = value
+            self._stop.wait(self.interval_seconds)
+
+    def __enter__(self) -> _AnonPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _BudgetSpent(Exception):
+    """Raised by :class:`_BudgetObjective` when no batch may start any more."""
+
+
+class _BudgetObjective:
+    """Wraps an objective; stops training once ``budget_seconds`` of training are spent.
+
+    Training time runs from each ``set_epoch`` (called by ``fit`` right before the
+    epoch's first batch is loaded) to the epoch's first validation call.
+    """
+
+    def __init__(self, objective, budget_seconds: float):
+        self.objective = objective
+        self.budget_seconds = budget_seconds
+        self.spent = 0.0  # training seconds of finished epochs
+        self.spent_before_epoch = 0.0
+        self.epoch_started: float | None = None
+        self.partial = {"loss": 0.0, "correct": 0, "n": 0}  # of the epoch in progress
+        self.lr_factor = float("nan")  # set by _budget_lr_lambda
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.objective, "set_epoch"):
+            self.objective.set_epoch(epoch)
+        self.partial = {"loss": 0.0, "correct": 0, "n": 0}
+        self.spent_before_epoch = self.spent
+        self.epoch_started = time.time()
+
+    def training_seconds(self) -> float:
+        if self.epoch_started is None:
+            return self.spent
+        return self.spent + time.time() - self.epoch_started
+
+    def __call__(self, model, batch):
+        if not model.training:  # validation: the training epoch has ended
+            if self.epoch_started is not None:
+                self.spent += time.time() - self.epoch_started
+                self.epoch_started = None
+            return self.objective(model, batch)
+        if self.training_seconds() >= self.budget_seconds:
+            self.spent = self.training_seconds()
+            self.epoch_started = None
+            raise _BudgetSpent
+        out = self.objective(model, batch)
+        n = len(batch["y"])
+        self.partial["loss"] += float(out.loss.detach()) * n
+        self.partial["correct"] += out.n_correct
+        self.partial["n"] += n
+        return out
+
+
+def _budget_lr_lambda(budget: _BudgetObjective, warmup_share: float = 0.1):
+    """``fit``'s warm-up + cosine schedule, ending when the budget or the epochs end.
+
+    Each step's progress is the larger of the step-based progress of
+    :func:`eegkit.train._lr_lambda` (cosine to zero at ``max_epochs``) and the
+    share of the budget spent, so a model too slow to finish ``max_epochs`` reaches
+    a learning rate of zero when its time is up. The warm-up ends after
+    ``warmup_epochs`` or ``warmup_share`` of the budget, whichever comes first.
+    """
+
+    def make(config, steps_per_epoch: int):
+        warmup = max(1, int(config.warmup_epochs * steps_per_epoch))
+        total = max(warmup + 1, config.max_epochs * steps_per_epoch)
+
+        def factor(step: int) -> float:
+            clock = budget.training_seconds() / budget.budget_seconds
+            if step < warmup and clock < warmup_share:
+                budget.lr_factor = max((step + 1) / warmup, clock / warmup_share)
+            else:
+                progress = max((step - warmup) / (total - warmup), clock)
+                budget.lr_factor = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+            return budget.lr_factor
+
+        return factor
+
+    return make
+
+
+def _budget_fit(budget_seconds: float, budget_schedule: bool = True):
+    """A stand-in for :func:`eegkit.train.fit` that trains ``budget_seconds`` at most.
+
+    ``fit`` runs with a wrapped objective that raises :class:`_BudgetSpent` when the
+    budget is spent, and with a checkpoint per epoch, from which the finished epochs'
+    history and best weights are read back; the cut epoch is validated here.
+    """
+    import torch
+
+    from eegkit import train
+
+    def fit(model, objective, train_set, val_set, config=None, checkpoint=None,
+            resume=True, progress=True, name=""):
+        config = config or train.TrainConfig()
+        budget = _BudgetObjective(objective, budget_seconds)
+        epoch_schedule = train._lr_lambda
+        if budget_schedule:
+            train._lr_lambda = _budget_lr_lambda(budget)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "budget.pt"
+            try:
+                result = train.fit(model, budget, train_set, val_set, config,
+                                   checkpoint=path, resume=False, progress=progress,
+                                   name=name)
+                result.train_seconds = budget.spent
+                return result
+            except _BudgetSpent:
+                saved = (torch.load(path, map_location="cpu", weights_only=False)
+                         if path.is_file() else None)
+            finally:
+                train._lr_lambda = epoch_schedule
+        state = saved["state"] if saved else {"history": [], "best_loss": math.inf,
+                                              "best_state": None, "best_epoch": -1}
+        history = list(state["history"])
+        part = budget.partial
+        if part["n"]:  # the cut epoch, validated like a finished one
+            device = train.resolve_device(config.device)
+            amp = config.amp and device.type == "cuda"
+            val_loader = train.make_loader(val_set, 2 * config.batch_size)
+            val_loss, val_acc = train.evaluate_loss(model, objective, val_loader,
+                                                    device, amp)
+            seconds = budget.spent - budget.spent_before_epoch
+            history.append({
+                "epoch": len(history) + part["n"] / len(train_set),
+                "train_loss": part["loss"] / part["n"],
+                "train_acc": part["correct"] / part["n"],
+                "val_loss": val_loss, "val_acc": val_acc,
+                "lr": config.lr * budget.lr_factor,
+                "seconds": seconds, "train_trials_per_second": part["n"] / seconds,
+            })
+            if val_loss < state["best_loss"]:
+                state.update(best_loss=val_loss, best_epoch=history[-1]["epoch"],
+                             best_state=None)  # None: keep the weights of the cut
+        if state["best_state"] is not None:
+            model.load_state_dict(state["best_state"])
+        model.eval()
+        return train.FitResult(model, pd.DataFrame(history), state["best_epoch"], False,
+                               budget.spent,
+                               {**vars(config), "budget_seconds": budget_seconds})
+
+    return fit
 
 
 def _train_one(args: dict, queue) -> None:
     import torch
 
     import eegkit
-    from eegkit.experiments import run_classification
+    from eegkit import experiments
     from eegkit.splits import make_split
     from eegkit.train import TrainConfig
 
     torch.set_num_threads(args["threads"])
-    root = eegkit.resolve_data_root(args["data_dir"], twin_preset=args["preset"], seed=args["seed"])
+    if args["no_nan_fill"]:
+        torch.utils.deterministic.fill_uninitialized_memory = False
+    budget = args["budget_seconds"]
+    if budget:
+        # run_classification calls experiments.fit
+        experiments.fit = _budget_fit(budget, not args["epoch_schedule"])
+    root = eegkit.resolve_data_root(args["data_dir"], twin_preset=args["preset"],
+                                    seed=args["seed"])
     data = eegkit.load_dataset(root, subjects=args["subjects"])
     split = make_split(data.trials, "session")
-    config = TrainConfig(max_epochs=args["epochs"], patience=args["epochs"], seed=args["seed"],
-                         batch_size=args["batch_size"], lr=args["lr"])
+    config = TrainConfig(max_epochs=args["epochs"], patience=args["epochs"],
+                         seed=args["seed"], batch_size=args["batch_size"],
+                         lr=args["lr"])
     started = time.time()
-    run = run_classification(data, split, args["model"], config, n_boot=500, n_perm=200, progress=False)
+    with _AnonPeak() as anon:
+        run = experiments.run_classification(data, split, args["model"], config,
+                                             n_boot=500, n_perm=200, progress=False)
     accuracy = run.scores.set_index("metric").loc["accuracy"]
+    history = run.fit.history
+    trained = float((history["seconds"] * history["train_trials_per_second"]).sum())
     queue.put({
         "model": run.label,
         "test_accuracy": accuracy["value"],
         "ci_low": accuracy["ci_low"],
         "ci_high": accuracy["ci_high"],
-        "train_trials_per_second": run.fit.history["train_trials_per_second"].mean(),
+        "epochs": float(history["epoch"].iloc[-1]) if len(history) else 0.0,
+        "train_seconds": float(history["seconds"].sum()),
+        "train_trials_per_second": trained / float(history["seconds"].sum()),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "train_peak_anon_mb": anon.peak_mb,
         "n_parameters": run.n_parameters,
         "wall_seconds": time.time() - started,
         "source": data.source,
@@ -50,40 +283,64 @@ def _train_one(args: dict, queue) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="")
     parser.add_argument("--preset", default="default")
     parser.add_argument("--subjects", default="handout")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs to train (default 6); with --budget-seconds, the "
+                             "most epochs and the schedule's length (default 20)")
+    parser.add_argument("--budget-seconds", type=float, default=0.0,
+                        help="train each model for this many seconds (see above)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epoch-schedule", action="store_true",
+                        help="with --budget-seconds: keep fit's schedule (cosine to "
+                             "zero at --epochs) instead of ending it with the budget")
+    parser.add_argument("--no-nan-fill", action="store_true")
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     args = vars(parser.parse_args())
+    if args["epochs"] is None:
+        args["epochs"] = 20 if args["budget_seconds"] else 6
     context = mp.get_context("spawn")
     rows = []
     for model in args["models"]:
         queue = context.Queue()
-        child = context.Process(target=_train_one, args=({**args, "model": model}, queue))
+        child = context.Process(target=_train_one,
+                                args=({**args, "model": model}, queue))
         child.start()
         rows.append(queue.get())
         child.join()
-        print(f"done: {rows[-1]['model']} in {rows[-1]['wall_seconds']:.0f} s", flush=True)
+        print(f"done: {rows[-1]['model']} in {rows[-1]['wall_seconds']:.0f} s",
+              flush=True)
     table = pd.DataFrame(rows)
-    print(f"\n{table.pop('source').iloc[0]}; session split; {args['epochs']} epochs, batch "
-          f"{args['batch_size']}, {args['threads']} threads\n")
+    if args["budget_seconds"]:
+        mode = (f"budget {args['budget_seconds']:g} s of training per model (at most "
+                f"{args['epochs']} epochs; the last epoch cut)")
+    else:
+        mode = f"{args['epochs']} epochs"
+    print(f"\n{table.pop('source').iloc[0]}; session split; {mode}; batch "
+          f"{args['batch_size']}, {args['threads']} threads, {os.cpu_count()} CPUs"
+          f"{'; NaN fill off' if args['no_nan_fill'] else ''}\n")
     print(table.to_markdown(index=False, floatfmt=".3f"))
     by_model = table.set_index("model")
-    if "Multi-head CNN+Transformer" in by_model.index:
-        multi = by_model.loc["Multi-head CNN+Transformer"]
+    if MULTIHEAD in by_model.index:
+        multi = by_model.loc[MULTIHEAD]
         print()
-        for baseline in ("EEGNet", "ShallowConvNet"):
+        for baseline in BASELINES:
             if baseline in by_model.index:
                 base = by_model.loc[baseline]
-                print(f"multi-head / {baseline}: accuracy x{multi.test_accuracy / base.test_accuracy:.2f}, "
-                      f"training speed x{multi.train_trials_per_second / base.train_trials_per_second:.2f}, "
-                      f"peak memory x{multi.peak_rss_mb / base.peak_rss_mb:.2f}")
+                speed = multi.train_trials_per_second / base.train_trials_per_second
+                accuracy = multi.test_accuracy / base.test_accuracy
+                memory = multi.peak_rss_mb / base.peak_rss_mb
+                anon = multi.train_peak_anon_mb / base.train_peak_anon_mb
+                print(f"multi-head / {baseline}: time per trial x{1 / speed:.2f} "
+                      f"(target <= 2), training speed x{speed:.2f}, accuracy "
+                      f"x{accuracy:.2f}, peak memory x{memory:.2f}, training anon "
+                      f"memory x{anon:.2f}")
 
 
 if __name__ == "__main__":

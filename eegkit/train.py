@@ -255,7 +255,11 @@ def fit(
     amp = config.amp and device.type == "cuda"
     seed_everything(config.seed)
     deterministic = torch.are_deterministic_algorithms_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # Deterministic mode also NaN-fills every new tensor (5-15 % of a CPU step, measured
+    # in benchmarks/profile_multihead.py); results do not depend on it.
+    torch.utils.deterministic.fill_uninitialized_memory = False
     model.to(device)
 
     sampler = None
@@ -341,6 +345,7 @@ def fit(
                 atomic_write(checkpoint, lambda tmp: torch.save(snapshot, tmp))
     finally:
         torch.use_deterministic_algorithms(deterministic)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
 
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])

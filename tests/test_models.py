@@ -99,3 +99,111 @@ def test_bad_architecture_choices_are_refused():
         MultiHeadEEGNet(122, 125, 250.0, SUBJECTS, readout="max")
     with pytest.raises(ValueError, match="activation must be"):
         ChannelCNN(122, 125, 250.0, activation="relu")
+
+
+def _tokens_by_layers(cnn, X):
+    """ChannelCNN.forward before the closed form: every layer on every series."""
+    series = X.reshape(-1, 1, X.shape[-1])
+    tokens = cnn.project(cnn.temporal(series)).reshape(X.shape[0], X.shape[1], -1)
+    return tokens + cnn.electrode_embedding
+
+
+def _run(cnn, X, forward, seed=1):
+    """Tokens, parameter gradients, input gradient and state after one pass."""
+    cnn.zero_grad()
+    X = X.clone().requires_grad_(True)
+    torch.manual_seed(seed)  # the same dropout masks for both implementations
+    tokens = forward(cnn, X)
+    weights = torch.linspace(-1, 1, tokens.numel(), dtype=tokens.dtype).view_as(tokens)
+    (tokens * weights).sum().backward()
+    grads = {name: p.grad.clone() for name, p in cnn.named_parameters()}
+    state = {k: v.clone() for k, v in cnn.state_dict().items()}
+    return tokens.detach(), grads, X.grad, state
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_closed_form_channel_cnn_equals_layer_by_layer(training, momentum):
+    """The closed form gives the layers' tokens, gradients and BN statistics."""
+    import copy
+
+    torch.manual_seed(0)
+    cnn = ChannelCNN(7, 200, 400.0, d=8, n_filters=4, n_time_bins=5).double()
+    for bn in (cnn.temporal[2], cnn.temporal[6]):
+        bn.momentum = momentum
+    X = 1.5 * torch.randn(5, 7, 200, dtype=torch.float64) + 0.3
+    if not training:  # non-trivial running statistics for eval mode
+        cnn.train()(X)
+    reference = copy.deepcopy(cnn)
+    cnn.train(training), reference.train(training)
+    for _ in range(2):  # twice: running statistics and num_batches_tracked agree
+        got = _run(cnn, X, lambda m, x: m(x))
+        want = _run(reference, X, _tokens_by_layers)
+        torch.testing.assert_close(got[0], want[0], rtol=1e-9, atol=1e-10)
+        for name in want[1]:
+            torch.testing.assert_close(got[1][name], want[1][name], rtol=1e-8,
+                                       atol=1e-9, msg=lambda m, n=name: f"{n}: {m}")
+        torch.testing.assert_close(got[2], want[2], rtol=1e-8, atol=1e-10)
+        assert got[3].keys() == want[3].keys()
+        for key in want[3]:
+            torch.testing.assert_close(got[3][key], want[3][key], rtol=1e-9, atol=1e-12,
+                                       msg=lambda m, key=key: f"state {key}: {m}")
+
+
+def test_closed_form_channel_cnn_float32_matches_within_rounding():
+    import copy
+
+    torch.manual_seed(0)
+    cnn = ChannelCNN(122, 500, 1000.0)
+    reference = copy.deepcopy(cnn)
+    X = torch.randn(4, 122, 500)
+    got, want = _run(cnn, X, lambda m, x: m(x)), _run(reference, X, _tokens_by_layers)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got[3]["temporal.6.running_var"],
+                               want[3]["temporal.6.running_var"], rtol=1e-4, atol=1e-6)
+
+
+def test_gelu_channel_cnn_runs_layer_by_layer():
+    from eegkit.models import _is_affine_chain
+
+    cnn = ChannelCNN(7, 200, 400.0, d=8, activation="gelu").eval()
+    assert not _is_affine_chain(cnn.temporal)
+    assert _is_affine_chain(ChannelCNN(7, 200, 400.0, d=8).temporal)
+    X = torch.randn(3, 7, 200)
+    torch.testing.assert_close(cnn(X), _tokens_by_layers(cnn, X))
+
+
+def test_multihead_state_dict_keys_unchanged():
+    model = MultiHeadEEGNet(122, 125, 250.0, SUBJECTS)
+    cnn_keys = [k for k in model.state_dict() if k.startswith("encoder.cnn.")]
+    assert cnn_keys == [
+        "encoder.cnn.electrode_embedding",
+        "encoder.cnn.temporal.1.weight", "encoder.cnn.temporal.1.bias",
+        "encoder.cnn.temporal.2.weight", "encoder.cnn.temporal.2.bias",
+        "encoder.cnn.temporal.2.running_mean", "encoder.cnn.temporal.2.running_var",
+        "encoder.cnn.temporal.2.num_batches_tracked",
+        "encoder.cnn.temporal.5.weight", "encoder.cnn.temporal.5.bias",
+        "encoder.cnn.temporal.6.weight", "encoder.cnn.temporal.6.bias",
+        "encoder.cnn.temporal.6.running_mean", "encoder.cnn.temporal.6.running_var",
+        "encoder.cnn.temporal.6.num_batches_tracked",
+        "encoder.cnn.project.2.weight", "encoder.cnn.project.2.bias",
+    ]
+
+
+def test_multihead_training_step_unchanged_by_closed_form(monkeypatch):
+    """Same seed, same dropout masks: the logits match the layer-by-layer model's."""
+    import copy
+
+    from eegkit import models
+
+    torch.manual_seed(0)
+    model = MultiHeadEEGNet(16, 200, 400.0, SUBJECTS, d=16, n_heads=2).double().train()
+    reference = copy.deepcopy(model)
+    X = torch.randn(6, 16, 200, dtype=torch.float64)
+    subject = torch.tensor([2, 0, 1, 0, 2, 1])
+    torch.manual_seed(1)
+    got = model(X, subject)
+    monkeypatch.setattr(models, "_is_affine_chain", lambda layers: False)
+    torch.manual_seed(1)
+    want = reference(X, subject)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
