@@ -25,6 +25,10 @@
 # Protocols: the session split (main result), within-session, and cross-subject. A
 # held-out subject has no head of its own: the model then averages the logits of all
 # subjects' heads. The baselines' scores come from notebook 02's results table.
+#
+# On the synthetic twin the generative model is known, so the best accuracy any
+# decoder could reach on the same test trials can be computed (the Bayes ceiling):
+# the results table gives it with its CI and each classifier's share of it.
 
 # %% tags=["parameters"]
 data_dir = ""  # ds005589 root; empty: $EEGKIT_DATA, else the synthetic twin
@@ -41,6 +45,7 @@ secondary_protocols = ["within_session", "cross_subject"]
 secondary_max_epochs = 4
 n_boot = 1000
 n_perm = 1000
+ceiling_noise_trials = 2000  # noise-only draws of the twin behind the Bayes ceiling
 
 # %%
 from pathlib import Path
@@ -53,6 +58,7 @@ from eegkit import plots
 from eegkit.experiments import run_classification
 from eegkit.report import save_figure, save_table
 from eegkit.splits import make_split
+from eegkit.synthetic import with_ceiling
 from eegkit.train import TrainConfig
 
 data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
@@ -85,16 +91,27 @@ secondary = [run_classification(data, make_split(data.trials, protocol, seed=see
              for protocol in secondary_protocols]
 
 # %% [markdown]
-# ## Against the baselines
+# ## Against the baselines and the Bayes ceiling
 # Same split, same test trials; the baselines' rows are read from notebook 02's table.
+#
+# The ceiling is the accuracy of the ideal observer, which knows the twin's category
+# templates, image responses, subject mixing, session drift and noise model, on each
+# protocol's test trials (`eegkit.synthetic.bayes_ceiling`: Gaussian likelihood of
+# every image of the pool, projected on each subject's signal subspace after
+# prewhitening, noise covariance from noise-only draws of the generator). Its rows
+# are the "Ideal observer (Bayes ceiling)"; `fraction_of_ceiling` is each accuracy
+# divided by the ceiling of its protocol. On real EEG the generative model is
+# unknown, so there is no ceiling: no such row, and the column is empty (NaN).
 
 # %%
 ours = pd.concat([run.results_rows() for run in [main, *secondary]], ignore_index=True)
 baselines = pd.read_csv(Path(figures_dir) / "02_results.csv")
-results = pd.concat([ours, baselines], ignore_index=True)
+classifiers = pd.concat([ours, baselines], ignore_index=True)
+results = with_ceiling(classifiers, data, seed=seed, n_noise_trials=ceiling_noise_trials,
+                       n_boot=n_boot, n_perm=n_perm)
 save_table(results.round(4), "03_results", figures_dir)
-save_figure(plots.plot_scores(results, title="All classifiers: test accuracy (95 % CI)"),
+save_figure(plots.plot_scores(classifiers, title="All classifiers: test accuracy (95 % CI)"),
             "03_scores", figures_dir)
 session = results[(results["protocol"] == "session") & (results["metric"] == "accuracy")]
-session[["model", "value", "ci_low", "ci_high", "chance", "p_value", "n_parameters",
-         "train_trials_per_second"]].round(3)
+session[["model", "value", "ci_low", "ci_high", "chance", "p_value", "fraction_of_ceiling",
+         "n_parameters", "train_trials_per_second"]].round(3)
