@@ -1,7 +1,8 @@
 # eegkit: two commands do everything on a fresh clone.
 #   make report   set up .venv, write the synthetic twin if no real data is
 #                 configured ($EEGKIT_DATA or report/params.yaml), run the numbered
-#                 notebooks with papermill; figures and tables land in figures/
+#                 notebooks with papermill (skipping those up to date; FORCE=1 runs all);
+#                 figures and tables land in figures/, the PDFs in report/
 #   make test     set up .venv, run the library tests and every notebook under nbmake
 #                 with small parameters (tests/notebook_params.yaml)
 
