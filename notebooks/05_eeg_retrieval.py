@@ -80,6 +80,7 @@ from eegkit.experiments import run_classification
 from eegkit.report import save_figure, save_table
 from eegkit.retrieval import RetrievalConfig, ablation_table, chance_row, run_retrieval, scores_row, text_scores_row
 from eegkit.splits import make_split
+from eegkit.synthetic import bayes_ceiling
 from eegkit.train import TrainConfig, resolve_device
 
 data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
@@ -150,7 +151,9 @@ runs = loss_runs + strategy_runs + eeg_runs
 
 # %% [markdown]
 # ## The ablation table
-# Image queries (the ceiling), every EEG configuration, and chance, side by side.
+# Image queries (CLIP's ceiling), on the twin the ideal observer's EEG retrieval (the
+# best any EEG decoder could do on these trials), every EEG configuration, and chance,
+# side by side.
 # Intervals are 95 % bootstrap intervals over the test queries.
 
 # %%
@@ -160,7 +163,13 @@ image_text = text_scores_row(
     *metrics.matched_mismatched_scores(
         embed_images(clip, list(queries.image_path)), embed_texts(clip, list(bank.caption)),
         metrics.caption_bank_index(queries.caption_id, bank.caption_id), seed=seed))
-table = ablation_table([{**image_row, **image_text}, *(run.summary_row() for run in runs),
+# On the twin, the ideal observer's retrieval on the same trials is the EEG ceiling.
+ceiling_rows = []
+if data.twin is not None:
+    ceiling = bayes_ceiling(data, split, n_boot=n_boot, seed=seed)
+    ceiling_rows = [scores_row(ceiling.retrieval, queries="EEG ideal observer (Bayes ceiling)", loss="-",
+                               protocol="session", **{"text encoder": "-", "EEG encoder": "-"})]
+table = ablation_table([{**image_row, **image_text}, *ceiling_rows, *(run.summary_row() for run in runs),
                         chance_row(runs[0].scores, queries="chance (random ranking)", loss="-",
                                    protocol="session", **{"text encoder": "-", "EEG encoder": "-"})])
 save_table(table, "05_ablation", figures_dir)
