@@ -64,11 +64,23 @@ class Clip:
 
     def fingerprint(self) -> str:
         """Hash of the weights: changes whenever the model (or a fine-tuned copy) does."""
-        digest = hashlib.sha256()
-        for name, tensor in sorted(self.model.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-        return digest.hexdigest()[:16]
+        return update_digest(hashlib.sha256(), self.model.state_dict()).hexdigest()[:16]
+
+
+def update_digest(digest, state: dict[str, torch.Tensor]):
+    """Feed a state dict (names and exact bytes, in name order) into a hashlib digest.
+
+    One definition for every cache key built from weights (CLIP embeddings, retrieval
+    checkpoints, frozen-encoder features), so equal weights always give equal keys.
+
+    Returns
+    -------
+    digest : the same hashlib object, updated
+    """
+    for name, tensor in sorted(state.items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest
 
 
 def load_clip(

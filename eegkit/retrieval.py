@@ -30,7 +30,7 @@ from torch import nn
 
 from eegkit import metrics
 from eegkit.channels import CATEGORIES
-from eegkit.clip import Clip, caption_bank, embed_images, embed_texts
+from eegkit.clip import Clip, caption_bank, embed_images, embed_texts, update_digest
 from eegkit.data import EEGData
 from eegkit.losses import CombinedLoss, make_loss, teacher_distribution
 from eegkit.models import UNKNOWN_SUBJECT, SubjectHeads, build_encoder, subject_lookup
@@ -366,10 +366,8 @@ _ENCODED: dict[str, EncodedTrials] = {}
 def _encoded(encoder: nn.Module, dataset: EEGTrialDataset, device: str) -> EncodedTrials:
     """:func:`encode_trials`, memoised in this process: configurations that share a frozen
     encoder (the loss ablation) encode each split once, not once per configuration."""
-    digest = hashlib.sha256(np.asarray(dataset.rows, dtype=np.int64).tobytes())
-    for name, tensor in sorted(encoder.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    digest = update_digest(hashlib.sha256(np.asarray(dataset.rows, dtype=np.int64).tobytes()),
+                           encoder.state_dict())
     if dataset.normalizer is not None:
         for value in vars(dataset.normalizer).values():
             digest.update(np.asarray(value).tobytes())
@@ -442,10 +440,7 @@ def _run_key(data: EEGData, split: Split, clip: Clip, config: RetrievalConfig, t
     }, sort_keys=True, default=str).encode())
     for rows in (split.train, split.val, split.test):
         digest.update(np.asarray(rows, dtype=np.int64).tobytes())
-    for name, tensor in sorted((encoder_state or {}).items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:12]
+    return update_digest(digest, encoder_state or {}).hexdigest()[:12]
 
 
 def _score_rows(model: EEGCaptionModel, rows: pd.DataFrame, dataset: EEGTrialDataset, lookup: torch.Tensor,
