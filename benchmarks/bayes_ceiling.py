@@ -1,7 +1,7 @@
 """The Bayes ceiling of a twin: the ideal observer's test accuracy, its CI and its cost.
 
 The ideal observer knows the twin's generative model (templates, image responses,
-subject mixing, session drift, noise model); see :func:`eegkit.synthetic.bayes_ceiling`.
+subject mixing, session drift, noise model); see :func:`eegkit.ceiling.bayes_ceiling`.
 Its accuracy on a split's test trials is the best any decoder could reach there.
 
     python benchmarks/bayes_ceiling.py --preset tiny
@@ -22,8 +22,8 @@ import time
 import pandas as pd
 
 import eegkit
-from eegkit.splits import PROTOCOLS, make_split
-from eegkit.synthetic import bayes_ceiling
+from eegkit.data.splits import PROTOCOLS, make_split
+from eegkit.ceiling import bayes_ceiling
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:

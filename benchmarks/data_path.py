@@ -5,7 +5,7 @@ Each part runs in its own process so that the peaks of resident memory do not mi
 1. ``load_dataset``: build the trial table (its NaN/Inf check reads every run once);
 2. ``loader``: one epoch of the training DataLoader of the session split, built as
    :func:`eegkit.train.fit` builds it (normaliser fitted on the training trials,
-   :class:`~eegkit.torchdata.EEGTrialDataset`, :class:`~eegkit.train.SubjectBalancedSampler`,
+   :class:`~eegkit.data.torchdata.EEGTrialDataset`, :class:`~eegkit.train.SubjectBalancedSampler`,
    batch 64);
 3. ``raw pread``: the same trials' bytes, in the same order and the same batches,
    read with ``os.preadv`` at offsets from the ``.npy`` header into one reused
@@ -81,7 +81,7 @@ def _evict(paths) -> None:
 
 def _training_order(data, seed: int, batch_size: int):
     """Training rows and the epoch-0 batches of ``fit``'s sampler, as in eegkit.train.fit."""
-    from eegkit.splits import make_split
+    from eegkit.data.splits import make_split
     from eegkit.train import SubjectBalancedSampler
 
     split = make_split(data.trials, "session")
@@ -111,7 +111,7 @@ def _run_part(args: dict, queue) -> None:
         data = eegkit.load_dataset(args["root"])
         out.update(seconds=time.perf_counter() - started, trials=len(data))
     elif part == "loader":
-        from eegkit.torchdata import ChannelNormalizer, EEGTrialDataset
+        from eegkit.data.torchdata import ChannelNormalizer, EEGTrialDataset
         from eegkit.train import SubjectBalancedSampler, make_loader
 
         data = eegkit.load_dataset(args["root"])

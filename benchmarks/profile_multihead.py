@@ -29,8 +29,8 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from eegkit.channels import HANDOUT_SUBJECTS
-from eegkit import models
+from eegkit.data.channels import HANDOUT_SUBJECTS
+from eegkit.models import multihead as models
 from eegkit.models import MODEL_NAMES, make_model
 from eegkit.train import ClassificationObjective, TrainConfig, _lr_lambda
 

@@ -241,8 +241,8 @@ def _train_one(args: dict, queue) -> None:
     import torch
 
     import eegkit
-    from eegkit import experiments
-    from eegkit.splits import make_split
+    from eegkit import classification
+    from eegkit.data.splits import make_split
     from eegkit.train import TrainConfig
 
     torch.set_num_threads(args["threads"])
@@ -250,8 +250,8 @@ def _train_one(args: dict, queue) -> None:
         torch.utils.deterministic.fill_uninitialized_memory = False
     budget = args["budget_seconds"]
     if budget:
-        # run_classification calls experiments.fit
-        experiments.fit = _budget_fit(budget, not args["epoch_schedule"])
+        # run_classification calls classification.fit
+        classification.fit = _budget_fit(budget, not args["epoch_schedule"])
     root = eegkit.resolve_data_root(args["data_dir"], twin_preset=args["preset"],
                                     seed=args["seed"])
     data = eegkit.load_dataset(root, subjects=args["subjects"])
@@ -261,7 +261,7 @@ def _train_one(args: dict, queue) -> None:
                          lr=args["lr"])
     started = time.time()
     with _AnonPeak() as anon:
-        run = experiments.run_classification(data, split, args["model"], config,
+        run = classification.run_classification(data, split, args["model"], config,
                                              n_boot=500, n_perm=200, progress=False)
     accuracy = run.scores.set_index("metric").loc["accuracy"]
     history = run.fit.history

@@ -50,7 +50,10 @@ MANIFEST_VERSION = 1
 #: Written into the figures folder by every run; the reports read it.
 RUN_INFO_NAME = "run_info.json"
 #: eegkit modules no notebook imports: editing them re-runs no notebook.
-CODE_NOT_FINGERPRINTED = ("reportbuild.py",)
+#: run_info status of a notebook that stopped because the data has no captions.
+CAPTIONS_WAIT = "waits for captions (the data has no captions.txt or images)"
+#: Modules no notebook imports (the PDF builder and this runner), by path in the package.
+CODE_NOT_FINGERPRINTED = ("report/pdf.py", "pipeline.py")
 #: A quoted results-file name in a notebook's source (``"02_results.csv"``).
 _RESULT_NAME = re.compile(r"""["'](\d\d_[\w.-]+)["']""")
 
@@ -135,8 +138,8 @@ def _sha256(data: bytes) -> str:
 def code_fingerprint(code_dir: str | Path = CODE_DIR) -> str:
     """Hash of the ``eegkit`` sources: every ``.py`` file, by name and content.
 
-    Modules listed in :data:`CODE_NOT_FINGERPRINTED` (the report builder) are left
-    out, since no notebook imports them.
+    Modules listed in :data:`CODE_NOT_FINGERPRINTED` (the PDF builder and the
+    pipeline) are left out, since no notebook imports them.
 
     Parameters
     ----------
@@ -150,9 +153,10 @@ def code_fingerprint(code_dir: str | Path = CODE_DIR) -> str:
     code_dir = Path(code_dir)
     digest = hashlib.sha256()
     for path in sorted(code_dir.rglob("*.py")):
-        if path.name in CODE_NOT_FINGERPRINTED or "__pycache__" in path.parts:
+        relative = path.relative_to(code_dir).as_posix()
+        if relative in CODE_NOT_FINGERPRINTED or "__pycache__" in path.parts:
             continue
-        digest.update(path.relative_to(code_dir).as_posix().encode() + b"\0")
+        digest.update(relative.encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -175,7 +179,7 @@ def data_fingerprint(root: str | Path) -> str:
     digest : str
         SHA-256 hex digest; a missing root gives the digest of an empty listing.
     """
-    from eegkit.data import TWIN_MANIFEST
+    from eegkit.data.loading import TWIN_MANIFEST
 
     root = Path(root)
     digest = hashlib.sha256()
@@ -327,7 +331,7 @@ def read_manifest(path: str | Path) -> dict:
 
 
 def _write_json(path: Path, content: dict) -> None:
-    from eegkit.report import atomic_write
+    from eegkit._io import atomic_write
 
     text = json.dumps(content, indent=2, sort_keys=True, default=str) + "\n"
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
@@ -370,7 +374,7 @@ def git_commit(repo: str | Path = CODE_DIR.parent) -> dict:
 
 
 def _data_description(root: Path) -> dict:
-    from eegkit.data import TWIN_MANIFEST
+    from eegkit.data.loading import TWIN_MANIFEST
 
     twin = None
     if (root / TWIN_MANIFEST).is_file():
@@ -439,7 +443,7 @@ def run(params: dict, out_dir: str | Path, notebooks_dir: str | Path = NOTEBOOKS
         A notebook raised; earlier notebooks' outputs and records are kept.
     """
     from eegkit import __version__
-    from eegkit.data import resolve_data_root
+    from eegkit.twin import resolve_data_root
 
     params = dict(params)
     params["data_dir"] = str(resolve_data_root(
@@ -471,7 +475,7 @@ def run(params: dict, out_dir: str | Path, notebooks_dir: str | Path = NOTEBOOKS
                       for stem, record in manifest["notebooks"].items()},
     }
     _write_json(figures / RUN_INFO_NAME, info)
-    n_ran = n_skipped = 0
+    n_ran = n_skipped = n_waiting = 0
     for py_path in list_notebooks(notebooks_dir):
         if only and py_path.stem not in only:
             continue
@@ -484,7 +488,7 @@ def run(params: dict, out_dir: str | Path, notebooks_dir: str | Path = NOTEBOOKS
             print(f"[eegkit] {py_path.name} skipped (up to date; last run {record['finished']})",
                   flush=True)
             continue
-        manifest["notebooks"].pop(py_path.stem, None)
+        previous = manifest["notebooks"].pop(py_path.stem, None)
         _write_json(manifest_path, manifest)
         source = out_dir / f"{py_path.stem}.ipynb"
         executed = out_dir / f"{py_path.stem}.executed.ipynb"
@@ -495,6 +499,13 @@ def run(params: dict, out_dir: str | Path, notebooks_dir: str | Path = NOTEBOOKS
             papermill.execute_notebook(source, executed, progress_bar=False,
                                        cwd=str(py_path.parent))
         except PapermillExecutionError as exc:
+            if exc.ename == "CaptionsRequired":  # a copy without captions: Task 2 waits, the rest runs
+                _remove_outputs(previous, figures)
+                info["notebooks"][py_path.stem] = {"status": CAPTIONS_WAIT, "data_root": str(data_root)}
+                _write_json(figures / RUN_INFO_NAME, info)
+                n_waiting += 1
+                print(f"[eegkit] {py_path.name} waits for captions: {exc.evalue}", flush=True)
+                continue
             info.update(status=f"failed in {py_path.name}", finished=_now())
             info["notebooks"][py_path.stem] = {"status": f"failed in cell {exc.cell_index}"}
             _write_json(figures / RUN_INFO_NAME, info)
@@ -523,9 +534,19 @@ def run(params: dict, out_dir: str | Path, notebooks_dir: str | Path = NOTEBOOKS
               f"{len(wrote)} files: {', '.join(p.name for p in wrote)}", flush=True)
     info.update(status="complete", finished=_now())
     _write_json(figures / RUN_INFO_NAME, info)
+    waiting = f", {n_waiting} waiting for captions" if n_waiting else ""
     print(f"[eegkit] all notebooks done in {time.time() - start_all:.0f} s "
-          f"({n_ran} ran, {n_skipped} skipped as up to date)", flush=True)
+          f"({n_ran} ran, {n_skipped} skipped as up to date{waiting})", flush=True)
     return info
+
+
+def _remove_outputs(record: dict | None, figures: Path) -> None:
+    """Delete the result files a notebook's previous run wrote into ``figures``, so that a
+    report built now cannot show results of other data in its place."""
+    for output in (record or {}).get("outputs", []):
+        path = Path(output)
+        if path.parent.resolve() == figures.resolve():
+            path.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -548,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
                         "built to this PNG file")
     args = parser.parse_args(argv)
     if args.command == "report":
-        from eegkit.reportbuild import ReportBuildError, build_reports, render_page
+        from eegkit.report.pdf import ReportBuildError, build_reports, render_page
 
         figures = args.figures
         if figures is None:

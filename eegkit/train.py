@@ -11,6 +11,8 @@ writes a checkpoint atomically after every epoch from which a run resumes.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import os
 import random
@@ -26,7 +28,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from eegkit.report import atomic_write
+from eegkit._io import atomic_write, update_digest
+from eegkit.data.loading import EEGData
+from eegkit.data.splits import Split
 
 
 def seed_everything(seed: int) -> None:
@@ -34,6 +38,27 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def run_key(data: EEGData, split: Split, settings: dict, state: dict[str, torch.Tensor] | None = None) -> str:
+    """A short hash of everything that determines a training run's result.
+
+    The data (root, size, subjects), the split's rows, the run's ``settings``
+    (model, configs; anything JSON can write) and optional starting weights. A
+    checkpoint named with it is reused only for the very same run.
+
+    Returns
+    -------
+    key : str
+        12 hex digits.
+    """
+    digest = hashlib.sha256(json.dumps({
+        "root": str(Path(data.root).resolve()), "twin": data.twin, "n_trials": len(data),
+        "subjects": data.subjects, **settings,
+    }, sort_keys=True, default=str).encode())
+    for rows in (split.train, split.val, split.test):
+        digest.update(np.asarray(rows, dtype=np.int64).tobytes())
+    return update_digest(digest, state or {}).hexdigest()[:12]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -182,9 +207,21 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False,
                       sampler=sampler, collate_fn=_collate, generator=generator)
 
 
-def _lr_lambda(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
-    warmup = max(1, int(config.warmup_epochs * steps_per_epoch))
-    total = max(warmup + 1, config.max_epochs * steps_per_epoch)
+def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor of each step: linear warm-up, then cosine decay to 0.
+
+    For ``torch.optim.lr_scheduler.LambdaLR``; every training loop of eegkit (Task 1,
+    Task 2B and the twin CLIP's pretraining) uses it.
+
+    Parameters
+    ----------
+    warmup_steps : int
+        Steps of linear warm-up (at least 1).
+    total_steps : int
+        Steps in all; the factor is 0 from there on.
+    """
+    warmup = max(1, int(warmup_steps))
+    total = max(warmup + 1, int(total_steps))
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -193,6 +230,10 @@ def _lr_lambda(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], flo
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
+
+
+def _lr_lambda(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    return warmup_cosine(int(config.warmup_epochs * steps_per_epoch), config.max_epochs * steps_per_epoch)
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -233,7 +274,7 @@ def fit(
         ``objective(model, batch) -> StepOutput``; its ``set_epoch(epoch)`` is called
         before each epoch when it has one.
     train_set, val_set : Dataset
-        Items are dicts of tensors (:class:`eegkit.torchdata.EEGTrialDataset`).
+        Items are dicts of tensors (:class:`eegkit.data.torchdata.EEGTrialDataset`).
     config : TrainConfig, optional
     checkpoint : path-like, optional
         Written atomically after every epoch (model, optimiser, schedule, history,

@@ -33,14 +33,15 @@ import numpy as np
 from IPython.display import Markdown, display
 
 import eegkit
-from eegkit import explore, plots
-from eegkit.report import save_figure, save_table
-from eegkit.splits import make_split
+from eegkit.data import explore
+from eegkit.report import plots
+from eegkit.report.figures import save_figure, save_table
+from eegkit.data.splits import make_split
 
 data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
 display(Markdown(eegkit.data_banner(data)))
 print(f"{len(data)} trials, {len(data.subjects)} subjects, {data.n_chans} channels x "
-      f"{data.n_times} samples at {data.sfreq:g} Hz, {len(data.captions)} captioned images")
+      f"{data.n_times} samples at {data.sfreq:g} Hz, {len(data.captions)} images")
 
 # %% [markdown]
 # ## Trials per subject and session, and class balance
@@ -102,7 +103,11 @@ save_figure(fig, "01_power_spectrum", figures_dir)
 # ## Some images and their captions
 
 # %%
-examples = data.captions.groupby("category_id").head(1).head(n_example_images)
-fig = plots.plot_images(examples["image_path"].tolist(), examples["caption"].tolist())
-save_figure(fig, "01_example_images", figures_dir)
+if data.has_images:  # the published OpenNeuro copy has no images
+    examples = data.captions.groupby("category_id").head(1).head(n_example_images)
+    fig = plots.plot_images(examples["image_path"].tolist(), examples["caption"].tolist())
+    save_figure(fig, "01_example_images", figures_dir)
+else:
+    print(f"This copy has no images (missing: {', '.join(data.missing)}); see README, "
+          "'Using the published OpenNeuro copy'.")
 plt.show()

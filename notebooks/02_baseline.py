@@ -44,10 +44,10 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 import eegkit
-from eegkit import plots
-from eegkit.experiments import run_classification
-from eegkit.report import save_figure, save_table
-from eegkit.splits import make_split
+from eegkit.report import plots
+from eegkit.classification import run_classification
+from eegkit.report.figures import save_figure, save_table
+from eegkit.data.splits import make_split
 from eegkit.train import TrainConfig
 
 data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
@@ -96,5 +96,5 @@ save_figure(plots.plot_confusion(best.confusion, f"{best.label}, session split, 
             "02_confusion_matrix", figures_dir)
 per_subject = pd.concat([run.per_subject.assign(model=run.label) for run in runs], ignore_index=True)
 save_table(per_subject.round(4), "02_per_subject", figures_dir)
-fig = plots.plot_per_subject(per_subject, 1 / 20, "Baselines: test accuracy per subject (session split)")
+fig = plots.plot_per_subject(per_subject, 1 / len(eegkit.CATEGORIES), "Baselines: test accuracy per subject (session split)")
 save_figure(fig, "02_per_subject", figures_dir)

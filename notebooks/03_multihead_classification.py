@@ -54,11 +54,11 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 import eegkit
-from eegkit import plots
-from eegkit.experiments import run_classification
-from eegkit.report import save_figure, save_table
-from eegkit.splits import make_split
-from eegkit.synthetic import with_ceiling
+from eegkit.report import plots
+from eegkit.classification import run_classification
+from eegkit.report.figures import save_figure, save_table
+from eegkit.data.splits import make_split
+from eegkit.ceiling import with_ceiling
 from eegkit.train import TrainConfig
 
 data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
@@ -77,7 +77,7 @@ save_figure(plots.plot_confusion(main.confusion, f"{main.label}, session split, 
             "03_confusion_matrix", figures_dir)
 per_subject = main.per_subject.assign(model=main.label)
 save_table(per_subject.round(4), "03_per_subject", figures_dir)
-fig = plots.plot_per_subject(per_subject, 1 / 20, "Multi-head model: test accuracy per subject (session split)")
+fig = plots.plot_per_subject(per_subject, 1 / len(eegkit.CATEGORIES), "Multi-head model: test accuracy per subject (session split)")
 save_figure(fig, "03_per_subject", figures_dir)
 
 # %% [markdown]
@@ -96,7 +96,7 @@ secondary = [run_classification(data, make_split(data.trials, protocol, seed=see
 #
 # The ceiling is the accuracy of the ideal observer, which knows the twin's category
 # templates, image responses, subject mixing, session drift and noise model, on each
-# protocol's test trials (`eegkit.synthetic.bayes_ceiling`: Gaussian likelihood of
+# protocol's test trials (`eegkit.ceiling.bayes_ceiling`: Gaussian likelihood of
 # every image of the pool, projected on each subject's signal subspace after
 # prewhitening, noise covariance from noise-only draws of the generator). Its rows
 # are the "Ideal observer (Bayes ceiling)"; `fraction_of_ceiling` is each accuracy

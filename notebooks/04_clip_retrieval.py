@@ -21,7 +21,7 @@
 #
 # Without network access and without the real images, the CLIP used by default is
 # eegkit's **twin CLIP**: a small CLIP pretrained here on synthetic images and
-# captions that never include this experiment's captions (see `eegkit.twinclip`). Its
+# captions that never include this experiment's captions (see `eegkit.twin.twinclip`). Its
 # numbers say how a CLIP generalises to unseen attribute combinations of the twin;
 # they are not OpenAI CLIP numbers. With the real data, set `clip_model` to
 # `openai/clip-vit-base-patch32` (or a local copy of it).
@@ -42,24 +42,21 @@ n_boot = 1000
 n_gallery = 6
 
 # %%
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
 import eegkit
-from eegkit import metrics, plots
-from eegkit.clip import caption_bank, embed_images, embed_texts, image_queries, load_clip
-from eegkit.report import save_figure, save_table
-from eegkit.splits import make_split
+from eegkit import metrics
+from eegkit.data.splits import make_split
+from eegkit.report import plots, save_figure, save_table
+from eegkit.retrieval import example_queries, image_retrieval, load_clip
 from eegkit.train import resolve_device
 
 data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
 display(Markdown(eegkit.data_banner(data)))
+eegkit.require_captions(data, "Notebook 04 (image-to-caption retrieval)")  # the published OpenNeuro copy has no captions
 split = make_split(data.trials, split_protocol, seed=seed)
 rows = data.trials.iloc[getattr(split, evaluate_on)]
-queries, bank = image_queries(rows), caption_bank(rows)
-print(f"{split_protocol} split, {evaluate_on} part: {len(rows)} trials showing "
-      f"{len(queries)} images; caption bank of {len(bank)} unique captions")
 
 # %% [markdown]
 # ## Embedding images and captions
@@ -70,9 +67,11 @@ print(f"{split_protocol} split, {evaluate_on} part: {len(rows)} trials showing "
 clip = load_clip(clip_model, exclude_captions=data.captions.caption, device=resolve_device(device))
 print(f"{clip.label}: {sum(p.numel() for p in clip.model.parameters()):,} parameters, "
       f"embedding dimension {clip.embedding_dim}, loaded from {clip.path}")
-image_emb = embed_images(clip, list(queries.image_path), batch_size=batch_size)
-text_emb = embed_texts(clip, list(bank.caption), batch_size=batch_size)
-sim = metrics.cosine_similarity(image_emb, text_emb)
+ranked = image_retrieval(clip, rows, batch_size=batch_size, n_boot=n_boot, seed=seed,
+                         bertscore_model=bertscore_model or None)
+queries, bank = ranked.queries, ranked.bank
+print(f"{split_protocol} split, {evaluate_on} part: {len(rows)} trials showing "
+      f"{len(queries)} images; caption bank of {len(bank)} unique captions")
 
 # %% [markdown]
 # ## Recall@K and MAP
@@ -81,9 +80,7 @@ sim = metrics.cosine_similarity(image_emb, text_emb)
 # intervals are 95 % bootstrap intervals over the query images.
 
 # %%
-per_query = metrics.retrieval_scores(sim, queries.caption_id, queries.category,
-                                     bank.caption_id, bank.category)
-scores = metrics.summarize_retrieval(per_query, n_boot=n_boot, seed=seed)
+per_query, scores = ranked.per_query, ranked.scores.copy()
 scores.insert(0, "model", clip.label)
 save_table(scores, "04_retrieval_scores", figures_dir)
 display(scores.drop(columns=["column"]).round(3))
@@ -115,8 +112,7 @@ save_figure(fig, "04_per_class_map", figures_dir)
 # RoBERTa-large BERTScores; the model is named beside every number.
 
 # %%
-top_captions = bank.caption.to_numpy()[per_query["top1"]]
-bert = metrics.bertscore(list(top_captions), list(queries.caption), model_type=bertscore_model or None)
+bert = ranked.bertscore
 bert_table = pd.DataFrame([{"queries": f"images ({clip.label})", **metrics.bertscore_summary(bert)}])
 save_table(bert_table, "04_bertscore", figures_dir)
 display(bert_table.round(3))
@@ -131,8 +127,7 @@ save_figure(fig, "04_bertscore_f1", figures_dir)
 # the AUC is the chance that a random matched pair outscores a random mismatched one.
 
 # %%
-truth = metrics.caption_bank_index(queries.caption_id, bank.caption_id)
-matched, mismatched = metrics.matched_mismatched_scores(image_emb, text_emb, truth, seed=seed)
+matched, mismatched = ranked.matched, ranked.mismatched
 clip_table = pd.DataFrame([{"queries": f"images ({clip.label})",
                             **metrics.clip_score_summary(matched, mismatched)}])
 save_table(clip_table, "04_clipscore", figures_dir)
@@ -144,13 +139,9 @@ save_figure(fig, "04_clipscore", figures_dir)
 # ## A few queries and their top-5 captions
 
 # %%
-rng = np.random.default_rng(seed)
-shown = rng.choice(len(queries), size=min(n_gallery, len(queries)), replace=False)
-top5 = np.argsort(-sim[shown], axis=1)[:, :5]
+shown = example_queries(len(queries), n_gallery, seed)
 fig = plots.plot_retrieval_gallery(
-    queries.image_path.to_numpy()[shown],
-    [bank.caption.to_numpy()[t] for t in top5],
-    queries.caption.to_numpy()[shown],
+    queries.image_path.to_numpy()[shown], ranked.top_captions(shown), queries.caption.to_numpy()[shown],
     titles=[f"{name} ({category})" for name, category in
             zip(queries.image_name.to_numpy()[shown], queries.category.to_numpy()[shown])])
 save_figure(fig, "04_gallery", figures_dir)

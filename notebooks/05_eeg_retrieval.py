@@ -69,22 +69,22 @@ n_examples = 6
 import dataclasses
 import functools
 
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
 import eegkit
-from eegkit import metrics, plots
-from eegkit.clip import caption_bank, embed_images, embed_texts, image_queries, load_clip
-from eegkit.experiments import run_classification
-from eegkit.report import save_figure, save_table
-from eegkit.retrieval import RetrievalConfig, ablation_table, chance_row, run_retrieval, scores_row, text_scores_row
-from eegkit.splits import make_split
-from eegkit.synthetic import bayes_ceiling
+from eegkit import metrics
+from eegkit.ceiling import bayes_ceiling
+from eegkit.classification import run_classification
+from eegkit.data.splits import make_split
+from eegkit.report import plots, save_figure, save_table
+from eegkit.retrieval import (RetrievalConfig, ablation_table, chance_row, chance_verdicts, example_queries,
+                              image_retrieval, load_clip, reference_labels, run_retrieval, scores_row)
 from eegkit.train import TrainConfig, resolve_device
 
 data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
 display(Markdown(eegkit.data_banner(data)))
+eegkit.require_captions(data, "Notebook 05 (EEG-to-caption retrieval)")  # the published OpenNeuro copy has no captions
 split = make_split(data.trials, "session")
 print(split.description)
 clip = load_clip(clip_model, exclude_captions=data.captions.caption, device=resolve_device(device))
@@ -96,14 +96,9 @@ print(f"CLIP: {clip.label} ({clip.path})")
 
 # %%
 test_rows = data.trials.iloc[split.test]
-queries, bank = image_queries(test_rows), caption_bank(test_rows)
-image_sim = metrics.cosine_similarity(embed_images(clip, list(queries.image_path)),
-                                      embed_texts(clip, list(bank.caption)))
-image_per_query = metrics.retrieval_scores(image_sim, queries.caption_id, queries.category,
-                                           bank.caption_id, bank.category)
-image_scores = metrics.summarize_retrieval(image_per_query, n_boot=n_boot, seed=seed)
-image_row = scores_row(image_scores, queries=f"images ({clip.label})", loss="-", protocol="session",
-                       **{"text encoder": "-", "EEG encoder": "-"})
+images = image_retrieval(clip, test_rows, n_boot=n_boot, seed=seed, bertscore_model=bertscore_model or None)
+image_row = {**scores_row(images.scores, **reference_labels(f"images ({clip.label})", "session")),
+             **images.text_row()}
 
 # %% [markdown]
 # ## The Task 1 encoder
@@ -157,21 +152,13 @@ runs = loss_runs + strategy_runs + eeg_runs
 # Intervals are 95 % bootstrap intervals over the test queries.
 
 # %%
-image_text = text_scores_row(
-    metrics.bertscore(list(bank.caption.to_numpy()[image_per_query["top1"]]), list(queries.caption),
-                      model_type=bert_model),
-    *metrics.matched_mismatched_scores(
-        embed_images(clip, list(queries.image_path)), embed_texts(clip, list(bank.caption)),
-        metrics.caption_bank_index(queries.caption_id, bank.caption_id), seed=seed))
 # On the twin, the ideal observer's retrieval on the same trials is the EEG ceiling.
 ceiling_rows = []
 if data.twin is not None:
     ceiling = bayes_ceiling(data, split, n_boot=n_boot, seed=seed)
-    ceiling_rows = [scores_row(ceiling.retrieval, queries="EEG ideal observer (Bayes ceiling)", loss="-",
-                               protocol="session", **{"text encoder": "-", "EEG encoder": "-"})]
-table = ablation_table([{**image_row, **image_text}, *ceiling_rows, *(run.summary_row() for run in runs),
-                        chance_row(runs[0].scores, queries="chance (random ranking)", loss="-",
-                                   protocol="session", **{"text encoder": "-", "EEG encoder": "-"})])
+    ceiling_rows = [scores_row(ceiling.retrieval, **reference_labels("EEG ideal observer (Bayes ceiling)", "session"))]
+table = ablation_table([image_row, *ceiling_rows, *(run.summary_row() for run in runs),
+                        chance_row(runs[0].test.scores, **reference_labels("chance (random ranking)", "session"))])
 save_table(table, "05_ablation", figures_dir)
 labels = ["queries", "loss", "text encoder", "EEG encoder"]
 display(table[labels + ["Recall@1 (instance)", "Recall@5 (instance)", "Recall@5 (class-aware)",
@@ -187,12 +174,8 @@ display(table[labels + ["trainable EEG params", "trainable text params", "second
 
 # %%
 best = max(runs, key=lambda run: run.selection_score)
-scores = best.scores.set_index("metric")
-for metric in ("Recall@5 (instance)", "Recall@5 (class-aware)"):
-    r = scores.loc[metric]
-    verdict = "above chance" if r["ci_low"] > r["chance"] else "NOT above chance"
-    print(f"{best.label}: {metric} {r['value']:.3f} (95 % CI {r['ci_low']:.3f}-{r['ci_high']:.3f}), "
-          f"chance {r['chance']:.3f}: {verdict}")
+print(f"Chosen on validation: {best.label}")
+display(chance_verdicts(best.test.scores).round(3))
 
 # %%
 fig = plots.plot_learning_curves({run.label: run.fit.history for run in runs}, loss_label="training objective",
@@ -201,14 +184,14 @@ save_figure(fig, "05_learning_curves", figures_dir)
 
 # %%
 per_class = pd.concat([
-    metrics.per_class_map(image_per_query).assign(queries=f"images ({clip.label})"),
-    metrics.per_class_map(best.per_query).assign(queries=f"EEG ({best.label})"),
+    metrics.per_class_map(images.per_query).assign(queries=f"images ({clip.label})"),
+    metrics.per_class_map(best.test.per_query).assign(queries=f"EEG ({best.label})"),
 ])
 fig = plots.plot_per_class_map(per_class, title="Instance-level MAP per category: image vs best EEG queries")
 save_figure(fig, "05_per_class_map", figures_dir)
 
 # %%
-fig = plots.plot_score_distributions(best.matched, best.mismatched,
+fig = plots.plot_score_distributions(best.test.matched, best.test.mismatched,
                                      xlabel=f"CLIPScore-style similarity, EEG vs caption ({best.label})")
 save_figure(fig, "05_clipscore", figures_dir)
 
@@ -217,13 +200,9 @@ save_figure(fig, "05_clipscore", figures_dir)
 # Each row is one test trial, shown by the image the person saw.
 
 # %%
-rng = np.random.default_rng(seed)
-shown = rng.choice(len(test_rows), size=min(n_examples, len(test_rows)), replace=False)
-sim = best.eeg_embeddings[shown] @ best.text_embeddings.T
-top5 = np.argsort(-sim, axis=1)[:, :5]
+shown = example_queries(len(test_rows), n_examples, seed)
 fig = plots.plot_retrieval_gallery(
-    test_rows.image_path.to_numpy()[shown], [best.bank.caption.to_numpy()[t] for t in top5],
-    test_rows.caption.to_numpy()[shown],
+    test_rows.image_path.to_numpy()[shown], best.test.top_captions(shown), test_rows.caption.to_numpy()[shown],
     titles=[f"{s} trial {t}" for s, t in zip(test_rows.subject.to_numpy()[shown], test_rows.trial.to_numpy()[shown])])
 save_figure(fig, "05_eeg_queries", figures_dir)
 
@@ -241,8 +220,7 @@ secondary = [run_retrieval(data, make_split(data.trials, protocol, seed=seed), c
              for protocol in secondary_protocols]
 if secondary:
     cross = ablation_table([run.summary_row() for run in secondary] +
-                           [chance_row(run.scores, queries="chance (random ranking)", loss="-",
-                                       protocol=run.protocol, **{"text encoder": "-", "EEG encoder": "-"})
+                           [chance_row(run.test.scores, **reference_labels("chance (random ranking)", run.protocol))
                             for run in secondary])
     save_table(cross, "05_ablation_cross_subject", figures_dir)
     display(cross[["queries", "loss", "text encoder", "EEG encoder", "protocol", "Recall@5 (instance)",

@@ -6,9 +6,12 @@ import shutil
 
 import pytest
 
-from eegkit.synthetic import make_twin
+from eegkit.twin.generator import make_twin
 
 SMALL_SUBJECTS = ("sub-02", "sub-03")
+#: Heads and encoder size of the small Task 2B models of the tests.
+RETRIEVAL_SUBJECTS = ("sub-02", "sub-03", "sub-05")
+ENCODER = {"d": 16, "n_layers": 1, "n_heads": 2}
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +40,7 @@ def broken_copy(small_root, tmp_path):
 
 @pytest.fixture(scope="session")
 def tiny_data(tiny_root):
-    from eegkit.data import load_dataset
+    from eegkit.data.loading import load_dataset
 
     return load_dataset(tiny_root)
 
@@ -51,9 +54,86 @@ def twin_clip_tiny(tiny_data, tmp_path_factory):
     """
     import os
 
-    from eegkit.clip import load_clip
-    from eegkit.twinclip import ensure_twin_clip
+    from eegkit.retrieval.clip import load_clip
+    from eegkit.twin.twinclip import ensure_twin_clip
 
     cache = os.environ.get("EEGKIT_CACHE") or tmp_path_factory.mktemp("cache")
     path = ensure_twin_clip(tiny_data.captions.caption, preset="tiny", cache_dir=cache)
     return load_clip(path)
+
+
+@pytest.fixture(scope="session")
+def random_clip(tmp_path_factory):
+    """A small random CLIP, loaded through load_clip like any checkpoint."""
+    import torch
+
+    from eegkit.retrieval.clip import load_clip
+    from eegkit.twin.twinclip import TWIN_CLIP_PRESETS, build_twin_clip
+
+    torch.manual_seed(0)
+    model, processor = build_twin_clip(TWIN_CLIP_PRESETS["tiny"])
+    folder = tmp_path_factory.mktemp("clip") / "random-clip"
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return load_clip(folder)
+
+
+@pytest.fixture(scope="session")
+def small_data(small_root):
+    """The small twin loaded with its complete subjects."""
+    from eegkit.data.loading import load_dataset
+
+    return load_dataset(small_root, subjects="complete")
+
+
+@pytest.fixture
+def normalizer_rows(monkeypatch):
+    """Rows every ``ChannelNormalizer.fit`` call of the test is given, in call order."""
+    import numpy as np
+
+    from eegkit.data.torchdata import ChannelNormalizer
+
+    seen = []
+    original = ChannelNormalizer.fit.__func__
+
+    def spy(cls, data, rows, *args, **kwargs):
+        seen.append(np.sort(np.asarray(rows, dtype=np.int64)))
+        return original(cls, data, rows, *args, **kwargs)
+
+    monkeypatch.setattr(ChannelNormalizer, "fit", classmethod(spy))
+    return seen
+
+
+#: Validation losses that :func:`scripted_validation` reports, epoch by epoch: the
+#: best is epoch 2, and the last epochs are clearly worse.
+SCRIPTED_VAL_LOSSES = (1.0, 0.4, 0.8, 1.5)
+
+
+@pytest.fixture
+def scripted_validation(monkeypatch):
+    """Make ``fit`` see :data:`SCRIPTED_VAL_LOSSES` and keep each epoch's weights.
+
+    Returns the list of weight snapshots, one per validation pass, so a test can
+    check which epoch's weights a pipeline returned.
+    """
+    import copy
+
+    from eegkit import train
+
+    snapshots = []
+
+    def scripted(model, objective, loader, device, amp=False):
+        snapshots.append(copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()}))
+        return SCRIPTED_VAL_LOSSES[len(snapshots) - 1], 0.0
+
+    monkeypatch.setattr(train, "evaluate_loss", scripted)
+    return snapshots
+
+
+def same_weights(model, snapshot) -> bool:
+    """True when ``model``'s state equals ``snapshot`` exactly (every tensor)."""
+    import torch
+
+    state = model.state_dict()
+    assert state.keys() == snapshot.keys()
+    return all(torch.equal(state[k].detach().cpu(), snapshot[k]) for k in state)

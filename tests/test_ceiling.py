@@ -8,16 +8,9 @@ import pytest
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 from eegkit import CATEGORIES, load_dataset
-from eegkit.splits import make_split
-from eegkit.synthetic import (
-    IDEAL_OBSERVER,
-    TwinModel,
-    _drift_matrix,
-    bayes_ceiling,
-    load_twin_model,
-    make_twin,
-    with_ceiling,
-)
+from eegkit.ceiling import IDEAL_OBSERVER, _drift_matrix, bayes_ceiling, with_ceiling
+from eegkit.data.splits import make_split
+from eegkit.twin.generator import TwinModel, load_twin_model, make_twin
 
 FAST = dict(n_boot=100, n_perm=20)
 

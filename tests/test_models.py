@@ -4,6 +4,7 @@ import torch
 from eegkit.models import (
     UNKNOWN_SUBJECT,
     ChannelCNN,
+    ElectrodeTransformer,
     MultiHeadEEGNet,
     make_model,
     subject_lookup,
@@ -94,6 +95,21 @@ def test_transformer_readouts_give_one_vector_per_trial(readout):
     assert model.encoder(torch.randn(3, 122, 125)).shape == (3, 16)
 
 
+@pytest.mark.parametrize("readout, order_matters", [("mean", False), ("summary", False),
+                                                    ("flatten", True), ("spatial", True)])
+def test_readouts_pool_or_weight_the_electrodes(readout, order_matters):
+    # The transformer has no positional code, so "mean" and "summary" pool the
+    # electrode tokens symmetrically; "flatten" and "spatial" weight each electrode
+    # (spatial filters) and must see which token is which.
+    torch.manual_seed(0)
+    transformer = ElectrodeTransformer(12, d=16, n_layers=1, n_heads=2, readout=readout).eval()
+    tokens = torch.randn(4, 12, 16)
+    permuted = tokens[:, torch.randperm(12)]
+    with torch.no_grad():
+        same = torch.allclose(transformer(tokens), transformer(permuted), atol=1e-5)
+    assert same != order_matters
+
+
 def test_bad_architecture_choices_are_refused():
     with pytest.raises(ValueError, match="readout must be"):
         MultiHeadEEGNet(122, 125, 250.0, SUBJECTS, readout="max")
@@ -164,7 +180,7 @@ def test_closed_form_channel_cnn_float32_matches_within_rounding():
 
 
 def test_gelu_channel_cnn_runs_layer_by_layer():
-    from eegkit.models import _is_affine_chain
+    from eegkit.models.multihead import _is_affine_chain
 
     cnn = ChannelCNN(7, 200, 400.0, d=8, activation="gelu").eval()
     assert not _is_affine_chain(cnn.temporal)
@@ -194,7 +210,7 @@ def test_multihead_training_step_unchanged_by_closed_form(monkeypatch):
     """Same seed, same dropout masks: the logits match the layer-by-layer model's."""
     import copy
 
-    from eegkit import models
+    from eegkit.models import multihead as models
 
     torch.manual_seed(0)
     model = MultiHeadEEGNet(16, 200, 400.0, SUBJECTS, d=16, n_heads=2).double().train()

@@ -1,8 +1,34 @@
+"""The notebook pipeline: parameters, runs, run records and the up-to-date decision.
+
+The skip logic is tested on fake notebooks, code and data, plus one tiny real run
+of two trivial notebooks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
 import textwrap
 
 import pytest
 
-from eegkit.pipeline import NotebookFailed, declared_parameters, list_notebooks, read_params, run, to_ipynb
+from eegkit.pipeline import (
+    MANIFEST_NAME,
+    MANIFEST_VERSION,
+    RUN_INFO_NAME,
+    NotebookFailed,
+    code_fingerprint,
+    data_fingerprint,
+    declared_parameters,
+    is_up_to_date,
+    list_notebooks,
+    notebook_inputs,
+    read_manifest,
+    read_params,
+    run,
+    to_ipynb,
+    upstream_files,
+)
 
 
 def write_notebook(folder, name, body):
@@ -55,3 +81,173 @@ def test_a_failing_notebook_stops_the_run_naming_notebook_and_cell(tmp_path, sma
         run(params, tmp_path / "out", notebooks_dir=notebooks)
     assert (tmp_path / "out" / "01_ok.executed.ipynb").is_file()
     assert not (notebooks / "ran").exists()
+
+
+NOTEBOOK = """\
+# %% tags=["parameters"]
+figures_dir = "figures"
+greeting = "hello"
+
+# %%
+print(greeting)
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A fake notebook, eegkit package, data root and results folder."""
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "02_demo.py").write_text(NOTEBOOK + "table = '01_table.csv'\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("x = 1\n")
+    (tmp_path / "pkg" / "report").mkdir()
+    (tmp_path / "pkg" / "report" / "pdf.py").write_text("y = 1\n")
+    (tmp_path / "data" / "sub-02").mkdir(parents=True)
+    (tmp_path / "data" / "sub-02" / "run.npy").write_bytes(b"0" * 100)
+    (tmp_path / "data" / "eegkit_twin.json").write_text('{"preset": "tiny"}')
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "figs" / "01_table.csv").write_text("a\n1\n")
+    (tmp_path / "figs" / "02_out.png").write_bytes(b"png")
+    return tmp_path
+
+
+def inputs_of(project, params=None):
+    params = {"figures_dir": str(project / "figs"), "greeting": "hello", **(params or {})}
+    return notebook_inputs(project / "nb" / "02_demo.py", params,
+                           code_fingerprint(project / "pkg"), data_fingerprint(project / "data"))
+
+
+def record_of(project):
+    return {"inputs": inputs_of(project), "outputs": [str(project / "figs" / "02_out.png")]}
+
+
+def test_unchanged_is_up_to_date_and_force_or_no_record_runs(project):
+    record = record_of(project)
+    assert is_up_to_date(record, inputs_of(project)) == (True, "up to date")
+    assert is_up_to_date(record, inputs_of(project), force=True) == (False, "forced")
+    assert is_up_to_date(None, inputs_of(project))[0] is False
+
+
+def test_notebook_source_change_reruns(project):
+    record = record_of(project)
+    path = project / "nb" / "02_demo.py"
+    os.utime(path, (1, 1))  # a touch that keeps the content: still up to date
+    assert is_up_to_date(record, inputs_of(project))[0]
+    path.write_text(path.read_text() + "print('more')\n")
+    assert is_up_to_date(record, inputs_of(project)) == (False, "notebook source changed")
+
+
+def test_only_declared_parameters_count(project):
+    record = record_of(project)
+    assert is_up_to_date(record, inputs_of(project, {"undeclared": 5}))[0]
+    changed = inputs_of(project, {"greeting": "hi"})
+    assert is_up_to_date(record, changed) == (False, "parameters changed")
+    override = {"notebooks": {"02_demo": {"greeting": "hi"}}}
+    assert is_up_to_date(record, inputs_of(project, override)) == (False, "parameters changed")
+
+
+def test_eegkit_code_change_reruns_but_not_the_report_builder(project):
+    record = record_of(project)
+    (project / "pkg" / "report" / "pdf.py").write_text("y = 2\n")
+    assert is_up_to_date(record, inputs_of(project))[0]
+    (project / "pkg" / "mod.py").write_text("x = 2\n")
+    assert is_up_to_date(record, inputs_of(project)) == (False, "eegkit code changed")
+
+
+@pytest.mark.parametrize("change", ["touch", "add", "twin"])
+def test_data_change_reruns(project, change):
+    record = record_of(project)
+    data = project / "data"
+    if change == "touch":
+        os.utime(data / "sub-02" / "run.npy", ns=(10**18, 10**18))
+    elif change == "add":
+        (data / "sub-02" / "run2.npy").write_bytes(b"1")
+    else:
+        (data / "eegkit_twin.json").write_text('{"preset": "tin2"}')  # same size
+        os.utime(data / "eegkit_twin.json", ns=(10**18, 10**18))
+    assert is_up_to_date(record, inputs_of(project)) == (False, "input data changed")
+
+
+def test_hidden_folders_of_the_data_are_not_listed(project):
+    before = data_fingerprint(project / "data")
+    (project / "data" / ".git").mkdir()
+    (project / "data" / ".git" / "index").write_text("x")
+    assert data_fingerprint(project / "data") == before
+
+
+def test_upstream_results_and_missing_outputs_rerun(project):
+    record = record_of(project)
+    assert upstream_files(project / "nb" / "02_demo.py", project / "figs") == [
+        project / "figs" / "01_table.csv"]
+    (project / "figs" / "01_table.csv").write_text("a\n2\n")
+    assert is_up_to_date(record, inputs_of(project))[1].startswith("results of an earlier")
+    record = record_of(project)
+    (project / "figs" / "02_out.png").unlink()
+    assert is_up_to_date(record, inputs_of(project))[1].startswith("output missing")
+
+
+def test_unreadable_manifest_is_empty(tmp_path):
+    (tmp_path / "m.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="unreadable"):
+        assert read_manifest(tmp_path / "m.json")["notebooks"] == {}
+
+
+def test_second_run_skips_and_a_failure_keeps_earlier_records(tmp_path, capsys):
+    notebooks, figures, out = tmp_path / "nb", tmp_path / "figs", tmp_path / "out"
+    notebooks.mkdir()
+    (tmp_path / "data").mkdir()
+    write = "open(figures_dir + '/01_hello.csv', 'w').write('a\\n1\\n')\n"
+    (notebooks / "01_ok.py").write_text(NOTEBOOK + "\n# %%\nimport os\nos.makedirs(figures_dir, "
+                                        "exist_ok=True)\n" + write)
+    (notebooks / "02_broken.py").write_text(NOTEBOOK + "\n# %%\nraise ValueError('boom')\n")
+    params = {"data_dir": str(tmp_path / "data"), "figures_dir": str(figures)}
+    with pytest.raises(NotebookFailed, match="02_broken.py failed in cell"):
+        run(params, out, notebooks_dir=notebooks)
+    manifest = read_manifest(out / MANIFEST_NAME)
+    assert list(manifest["notebooks"]) == ["01_ok"]
+    assert manifest["notebooks"]["01_ok"]["outputs"][0].endswith("01_hello.csv")
+    info = json.loads((figures / RUN_INFO_NAME).read_text())
+    assert info["status"] == "failed in 02_broken.py" and info["is_twin"] is False
+    written = (figures / "01_hello.csv").stat().st_mtime_ns
+
+    (notebooks / "02_broken.py").write_text(NOTEBOOK)
+    capsys.readouterr()
+    info = run(params, out, notebooks_dir=notebooks)
+    printed = capsys.readouterr().out
+    assert "01_ok.py skipped (up to date" in printed
+    assert "02_broken.py (no record of a successful run) ..." in printed
+    assert "(1 ran, 1 skipped as up to date)" in printed
+    assert (figures / "01_hello.csv").stat().st_mtime_ns == written
+    assert info["notebooks"]["01_ok"]["status"] == "skipped (up to date)"
+    assert info["notebooks"]["02_broken"]["status"] == "ran" and info["status"] == "complete"
+    assert json.loads((figures / RUN_INFO_NAME).read_text()) == json.loads(json.dumps(info))
+
+
+def test_published_copy_runs_task1_notebooks_and_task2_waits_for_captions(tmp_path):
+    """Notebooks 01-03 run on a copy without captions and images; 04 stops with the
+    clear message, is recorded as waiting, and its old results are removed."""
+    from pathlib import Path as _Path
+
+    from eegkit.pipeline import CAPTIONS_WAIT
+    from eegkit.twin import make_twin
+
+    root = tmp_path / "published"
+    make_twin(root, preset="tiny", seed=0, layout="openneuro", captions=False, progress=False)
+    params = read_params(_Path(__file__).parent / "notebook_params.yaml")
+    figures = tmp_path / "figs"
+    figures.mkdir()
+    (figures / "04_retrieval_scores.csv").write_text("stale\n")  # from a run on other data
+    params.update(data_dir=str(root), figures_dir=str(figures), checkpoint_dir="")
+    stems = ["01_data_exploration", "02_baseline", "03_multihead_classification", "04_clip_retrieval"]
+    manifest = {"version": MANIFEST_VERSION, "notebooks": {"04_clip_retrieval": {
+        "inputs": {}, "outputs": [str(figures / "04_retrieval_scores.csv")], "finished": "earlier"}}}
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / MANIFEST_NAME).write_text(json.dumps(manifest))
+    info = run(params, tmp_path / "out", only=stems)
+    assert [info["notebooks"][s]["status"] for s in stems[:3]] == ["ran"] * 3
+    assert info["notebooks"]["04_clip_retrieval"]["status"] == CAPTIONS_WAIT
+    assert info["status"] == "complete"
+    assert (figures / "03_results.csv").is_file()
+    assert not list(figures.glob("04_*"))  # nothing of notebook 04, and the stale file is gone
+    executed = (tmp_path / "out" / "04_clip_retrieval.executed.ipynb").read_text()
+    assert "CaptionsRequired" in executed and "captions.txt" in executed

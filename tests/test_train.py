@@ -4,7 +4,13 @@ import torch
 from torch.utils.data import Dataset
 
 from eegkit.models import MultiHeadEEGNet, WangFC
-from eegkit.train import ClassificationObjective, SubjectBalancedSampler, TrainConfig, fit, predict
+from eegkit.train import (
+    ClassificationObjective,
+    SubjectBalancedSampler,
+    TrainConfig,
+    fit,
+    predict,
+)
 
 N_CHANS, N_TIMES = 8, 50
 
@@ -114,9 +120,62 @@ def test_subject_balanced_sampler_interleaves_subjects():
     assert list(sampler) != order
 
 
-def test_multihead_trains_with_the_sampler():
+class RecordingObjective(ClassificationObjective):
+    """Records the subjects of every training batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def __call__(self, model, batch):
+        if model.training:
+            self.batches.append(batch["subject"].tolist())
+        return super().__call__(model, batch)
+
+
+class UnevenTrials(EasyTrials):
+    """80 trials of subject 0, 10 of subject 1 and 6 of subject 2."""
+
+    def __init__(self, seed):
+        super().__init__(96, seed)
+        self.subject = torch.tensor([0] * 80 + [1] * 10 + [2] * 6)
+        self.subject_index = self.subject.numpy()
+
+
+@pytest.mark.parametrize("balanced", [True, False])
+def test_multihead_trains_with_the_subject_balanced_sampler(balanced):
     model = MultiHeadEEGNet(N_CHANS, N_TIMES, 100.0, ("a", "b", "c"), n_outputs=4, d=16,
                             n_layers=1, n_heads=2, cnn_kwargs={"target_sfreq": 100.0})
-    result = fit(model, ClassificationObjective(), EasyTrials(96, 0), EasyTrials(48, 1),
-                 TrainConfig(max_epochs=2, batch_size=12, lr=3e-3), progress=False)
+    objective = RecordingObjective()
+    result = fit(model, objective, UnevenTrials(0), EasyTrials(48, 1),
+                 TrainConfig(max_epochs=2, batch_size=12, lr=3e-3, subject_balanced=balanced), progress=False)
     assert np.isfinite(result.history["val_loss"]).all()
+    first = objective.batches[0]
+    if balanced:  # rounds of one trial per subject: the rare subjects fill a third of the batch each
+        assert [first.count(s) for s in range(3)] == [4, 4, 4]
+    else:  # plain shuffling follows the 80/10/6 proportions
+        assert first.count(0) > 4
+
+
+class ShiftedLabels(EasyTrials):
+    """The same signals as EasyTrials with every label moved to the next class.
+
+    As validation data, the better a model learns the training mapping, the worse
+    its validation loss: the loss rises after the first epochs.
+    """
+
+    def __init__(self, n, seed):
+        super().__init__(n, seed)
+        self.y = (self.y + 1) % 4
+
+
+def test_fit_returns_the_best_epoch_not_the_last(tmp_path):
+    val_set = ShiftedLabels(64, 1)
+    config = TrainConfig(max_epochs=5, batch_size=16, lr=3e-3, patience=10, seed=1)
+    result = fit(small_model(), ClassificationObjective(), EasyTrials(160, 0), val_set, config, progress=False)
+    history = result.history
+    assert history["val_loss"].iloc[-1] > history["val_loss"].min() + 0.5  # the rise is clear
+    from eegkit.train import evaluate_loss, make_loader
+
+    loss, _ = evaluate_loss(result.model, ClassificationObjective(), make_loader(val_set, 64), torch.device("cpu"))
+    assert loss == pytest.approx(history["val_loss"].min(), rel=1e-5)

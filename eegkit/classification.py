@@ -1,0 +1,124 @@
+"""One call per experiment: train a classifier on a split and score it on the test part.
+
+Notebooks and benchmarks call :func:`run_classification`; it glues the loader, the
+split, normalisation, the model factory, the training loop and the metrics together,
+so the notebooks hold no logic of their own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from eegkit.data.loading import EEGData
+from eegkit.data.splits import Split
+from eegkit.data.torchdata import SplitDatasets
+from eegkit.metrics import confusion_matrix, per_subject_accuracy, score_table
+from eegkit.models import make_model, subject_lookup
+from eegkit.train import ClassificationObjective, FitResult, TrainConfig, fit, predict, run_key, seed_everything
+
+#: Display names of the models in tables and figures.
+MODEL_LABELS = {
+    "wang_fc": "Wang et al. FC",
+    "eegnet": "EEGNet",
+    "shallow": "ShallowConvNet",
+    "multihead": "Multi-head CNN+Transformer",
+}
+
+
+@dataclass
+class ClassificationRun:
+    """Everything a notebook reports about one trained classifier."""
+
+    model_name: str
+    protocol: str
+    fit: FitResult
+    predictions: dict[str, np.ndarray]
+    scores: pd.DataFrame
+    per_subject: pd.DataFrame
+    confusion: np.ndarray
+    n_parameters: int
+
+    @property
+    def label(self) -> str:
+        return MODEL_LABELS.get(self.model_name, self.model_name)
+
+    def results_rows(self) -> pd.DataFrame:
+        """The score table with model, protocol, size and cost columns added."""
+        table = self.scores.copy()
+        history = self.fit.history
+        table.insert(0, "protocol", self.protocol)
+        table.insert(0, "model", self.label)
+        table["epochs"] = len(history)
+        table["best_epoch"] = self.fit.best_epoch
+        table["n_parameters"] = self.n_parameters
+        table["train_trials_per_second"] = float(history["train_trials_per_second"].mean())
+        return table
+
+
+def run_classification(
+    data: EEGData,
+    split: Split,
+    model_name: str,
+    config: TrainConfig,
+    checkpoint_dir: str | os.PathLike | None = None,
+    model_kwargs: dict | None = None,
+    n_boot: int = 1000,
+    n_perm: int = 1000,
+    progress: bool = True,
+) -> ClassificationRun:
+    """Train ``model_name`` on ``split.train`` (early stopping on ``split.val``), score on ``split.test``.
+
+    The per-channel normaliser is fitted on the training trials only. The
+    multi-head model gets one head per subject of the training split; a test subject
+    with no head (cross-subject protocol) is scored with the mean of all heads.
+
+    Parameters
+    ----------
+    data : EEGData
+    split : Split
+    model_name : {"wang_fc", "eegnet", "shallow", "multihead"}
+    config : TrainConfig
+    checkpoint_dir : path-like, optional
+        Where ``<model>_<protocol>_<key>.pt`` is written each epoch; ``key`` hashes the
+        data, the split, the model settings and the training config, so a finished
+        checkpoint is reused only for the very same run.
+    model_kwargs : dict, optional
+        Extra arguments of the model.
+    n_boot, n_perm : int, default=1000
+        Bootstrap resamples and label permutations of the scores.
+    progress : bool, default=True
+
+    Returns
+    -------
+    run : ClassificationRun
+    """
+    seed_everything(config.seed)  # the initial weights must not depend on earlier runs
+    sets = SplitDatasets.from_split(data, split)
+    model = make_model(model_name, data.n_chans, data.n_times, data.sfreq, subjects=sets.train_subjects,
+                       **(model_kwargs or {}))
+    lookup = subject_lookup(sets.train_subjects, data.subjects)
+    checkpoint = None
+    if checkpoint_dir:
+        key = run_key(data, split, {"model": model_name, "model_kwargs": model_kwargs or {},
+                                    "config": asdict(config)})
+        checkpoint = Path(checkpoint_dir) / f"{model_name}_{split.protocol}_{key}.pt"
+    result = fit(model, ClassificationObjective(lookup), sets.train, sets.val, config,
+                 checkpoint=checkpoint, progress=progress, name=MODEL_LABELS.get(model_name, model_name))
+    out = predict(result.model, sets.test, lookup, device=config.device)
+    y_hat = out["logits"].argmax(axis=1)
+    return ClassificationRun(
+        model_name=model_name,
+        protocol=split.protocol,
+        fit=result,
+        predictions=out,
+        scores=score_table(out["y"], out["logits"], n_boot=n_boot, n_perm=n_perm, seed=config.seed),
+        per_subject=per_subject_accuracy(out["y"], y_hat, out["subject"], data.subjects,
+                                         n_boot=n_boot, seed=config.seed),
+        confusion=confusion_matrix(out["y"], y_hat),
+        n_parameters=sum(p.numel() for p in result.model.parameters()),
+    )

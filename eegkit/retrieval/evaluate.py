@@ -1,0 +1,203 @@
+"""Rank a caption bank from image or EEG queries and score it: one path for Tasks 2A and 2B.
+
+:func:`rank_captions` turns query and caption embeddings into every Task 2 score
+(Recall@K and MAP with chance and bootstrap intervals, BERTScore of the top caption,
+matched-vs-mismatched CLIPScore); :func:`image_retrieval` does it for CLIP's image
+queries (notebook 04, and the image row of notebook 05), and
+:func:`eegkit.retrieval.run_retrieval` for EEG queries. The ``*_row`` functions make
+the rows of the ablation tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from eegkit import metrics
+from eegkit.retrieval.clip import Clip, caption_bank, embed_images, embed_texts, image_queries
+
+#: Scores whose confidence interval is compared with chance in :func:`chance_verdicts`.
+VERDICT_METRICS = ("Recall@5 (instance)", "Recall@1 (class-aware)", "Recall@5 (class-aware)")
+#: Label columns of the ablation tables, in order.
+LABEL_COLUMNS = ("queries", "loss", "text encoder", "EEG encoder", "protocol")
+
+
+@dataclass
+class RankedCaptions:
+    """Queries ranked against a caption bank, with their scores.
+
+    Attributes
+    ----------
+    queries : DataFrame
+        One row per query (a trial or an image) with ``caption_id``, ``category`` and
+        ``caption`` (the true caption), in query order.
+    bank : DataFrame
+        The unique captions ranked, with ``caption_id``, ``category``, ``caption``.
+    query_emb : ndarray, shape (n_queries, dim)
+        Unit-norm query embeddings.
+    bank_emb : ndarray, shape (n_bank, dim)
+        Unit-norm caption embeddings, in bank order.
+    per_query : DataFrame
+        :func:`eegkit.metrics.retrieval_scores` of every query.
+    scores : DataFrame or None
+        :func:`eegkit.metrics.summarize_retrieval`: value, chance and 95 % CI per score.
+    bertscore : DataFrame or None
+        BERTScore of each query's top-ranked caption against its true caption.
+    matched, mismatched : ndarray, shape (n_queries,), or None
+        CLIPScore with the true caption and with a caption of another category.
+    """
+
+    queries: pd.DataFrame
+    bank: pd.DataFrame
+    query_emb: np.ndarray
+    bank_emb: np.ndarray
+    per_query: pd.DataFrame
+    scores: pd.DataFrame | None = None
+    bertscore: pd.DataFrame | None = None
+    matched: np.ndarray | None = None
+    mismatched: np.ndarray | None = None
+
+    def top_captions(self, query_index, k: int = 5) -> list[np.ndarray]:
+        """The ``k`` best-ranked captions (text) of each query in ``query_index``."""
+        sim = self.query_emb[np.asarray(query_index)] @ self.bank_emb.T
+        order = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+        captions = self.bank["caption"].to_numpy()
+        return [captions[row] for row in order]
+
+    def text_row(self) -> dict:
+        """BERTScore and CLIPScore columns of this ranking's table row."""
+        return text_scores_row(self.bertscore, self.matched, self.mismatched)
+
+
+def rank_captions(
+    query_emb: np.ndarray,
+    bank_emb: np.ndarray,
+    queries: pd.DataFrame,
+    bank: pd.DataFrame,
+    *,
+    n_boot: int | None = 1000,
+    seed: int = 0,
+    bertscore_model: str | None | bool = None,
+) -> RankedCaptions:
+    """Rank ``bank`` for each query by cosine similarity and compute every Task 2 score.
+
+    Parameters
+    ----------
+    query_emb : ndarray, shape (n_queries, dim)
+    bank_emb : ndarray, shape (n_bank, dim)
+    queries : DataFrame
+        ``caption_id``, ``category`` and ``caption`` of each query's true caption.
+    bank : DataFrame
+        ``caption_id``, ``category`` and ``caption`` of each bank caption.
+    n_boot : int or None, default=1000
+        Bootstrap resamples of the summary; None computes only ``per_query`` (as
+        for validation, where only means are needed) and skips the text scores.
+    seed : int, default=0
+    bertscore_model : str, None or False
+        Model of :func:`eegkit.metrics.bertscore` (None: MiniLM, offline); False skips it.
+
+    Returns
+    -------
+    ranked : RankedCaptions
+    """
+    sim = metrics.cosine_similarity(query_emb, bank_emb)
+    per_query = metrics.retrieval_scores(sim, queries["caption_id"], queries["category"],
+                                         bank["caption_id"], bank["category"])
+    ranked = RankedCaptions(queries, bank, np.asarray(query_emb), np.asarray(bank_emb), per_query)
+    if n_boot is None:
+        return ranked
+    ranked.scores = metrics.summarize_retrieval(per_query, n_boot=n_boot, seed=seed)
+    if bertscore_model is not False:
+        top = bank["caption"].to_numpy()[per_query["top1"].to_numpy()]
+        ranked.bertscore = metrics.bertscore(list(top), list(queries["caption"]),
+                                             model_type=bertscore_model or None)
+    truth = metrics.caption_bank_index(queries["caption_id"], bank["caption_id"])
+    ranked.matched, ranked.mismatched = metrics.matched_mismatched_scores(query_emb, bank_emb, truth,
+                                                                          seed=seed)
+    return ranked
+
+
+def image_retrieval(clip: Clip, rows: pd.DataFrame, *, batch_size: int = 64, n_boot: int = 1000,
+                    seed: int = 0, bertscore_model: str | None | bool = None) -> RankedCaptions:
+    """Task 2A: CLIP ranks the unique captions of ``rows`` from each image they show.
+
+    Parameters
+    ----------
+    clip : Clip
+    rows : DataFrame
+        Trials of ``EEGData.trials`` (e.g. a split's test part); each distinct image
+        is one query, and the bank is their distinct captions.
+    batch_size, n_boot, seed, bertscore_model
+        See :func:`rank_captions`.
+    """
+    queries, bank = image_queries(rows), caption_bank(rows)
+    image_emb = embed_images(clip, list(queries["image_path"]), batch_size=batch_size)
+    text_emb = embed_texts(clip, list(bank["caption"]), batch_size=batch_size)
+    return rank_captions(image_emb, text_emb, queries, bank, n_boot=n_boot, seed=seed,
+                         bertscore_model=bertscore_model)
+
+
+def chance_verdicts(scores: pd.DataFrame, metric_names=VERDICT_METRICS) -> pd.DataFrame:
+    """Whether each score's 95 % interval lies above chance.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        :func:`eegkit.metrics.summarize_retrieval` output.
+    metric_names : sequence of str, default=VERDICT_METRICS
+
+    Returns
+    -------
+    verdicts : DataFrame
+        ``metric``, ``value``, ``ci_low``, ``ci_high``, ``chance`` and
+        ``above_chance`` (``ci_low > chance``).
+    """
+    table = scores.set_index("metric").loc[list(metric_names), ["value", "ci_low", "ci_high", "chance"]]
+    table["above_chance"] = table["ci_low"] > table["chance"]
+    return table.reset_index()
+
+
+def example_queries(n_queries: int, n_examples: int, seed: int = 0) -> np.ndarray:
+    """Indices of ``n_examples`` queries (at most ``n_queries``) drawn without replacement."""
+    rng = np.random.default_rng(seed)
+    return rng.choice(n_queries, size=min(n_examples, n_queries), replace=False)
+
+
+def scores_row(scores: pd.DataFrame, **labels) -> dict:
+    """One table row from :func:`eegkit.metrics.summarize_retrieval`: value and CI per metric."""
+    row = dict(labels)
+    for _, r in scores.iterrows():
+        row[r["metric"]] = r["value"]
+        row[f"{r['metric']} CI"] = f"{r['ci_low']:.3f}-{r['ci_high']:.3f}"
+    return row
+
+
+def chance_row(scores: pd.DataFrame, **labels) -> dict:
+    """The chance levels of a :func:`eegkit.metrics.summarize_retrieval` table as one row."""
+    return {**labels, **dict(zip(scores["metric"], scores["chance"])), "CLIPScore AUC": 0.5}
+
+
+def text_scores_row(bertscore: pd.DataFrame | None, matched=None, mismatched=None) -> dict:
+    """BERTScore F1 (mean, share > 0.7) and matched-vs-mismatched CLIPScore AUC, as columns."""
+    row = {}
+    if bertscore is not None:
+        summary = metrics.bertscore_summary(bertscore)
+        row.update({"BERTScore F1": summary["f1"], "BERTScore F1 > 0.7": summary["share_f1_above"],
+                    "BERTScore model": summary["model"]})
+    if matched is not None:
+        row["CLIPScore AUC"] = metrics.score_auc(matched, mismatched)
+    return row
+
+
+def reference_labels(queries: str, protocol: str) -> dict:
+    """Label columns of a row that is not a trained configuration (images, ceiling, chance)."""
+    return {"queries": queries, "loss": "-", "text encoder": "-", "EEG encoder": "-", "protocol": protocol}
+
+
+def ablation_table(rows: list[dict]) -> pd.DataFrame:
+    """Rows from :func:`scores_row` / :meth:`RetrievalRun.summary_row` as one table."""
+    table = pd.DataFrame(rows)
+    first = [c for c in LABEL_COLUMNS if c in table]
+    return table[first + [c for c in table.columns if c not in first]]

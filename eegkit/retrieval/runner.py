@@ -1,0 +1,290 @@
+"""Task 2B: train one EEG-to-caption configuration and score it (handout 5.5 and 5.6).
+
+:func:`run_retrieval` trains one configuration (loss x text-encoder strategy) on a
+split's training trials, early-stops on its validation trials and scores the test
+trials with exactly the Task 2A functions (:mod:`eegkit.retrieval.evaluate`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import resource
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eegkit.data.loading import EEGData
+from eegkit.data.splits import Split
+from eegkit.data.torchdata import EEGTrialDataset, SplitDatasets
+from eegkit.models import subject_lookup
+from eegkit.retrieval.clip import Clip, caption_bank, embed_images, embed_texts
+from eegkit.retrieval.evaluate import RankedCaptions, rank_captions, scores_row
+from eegkit.retrieval.losses import TERM_LABELS, CombinedLoss, make_loss, teacher_distribution
+from eegkit.retrieval.model import EEGCaptionModel, RetrievalObjective, _encoded, embed_eeg, load_encoder_weights
+from eegkit.retrieval.textencoder import STRATEGIES, CaptionEncoder
+from eegkit.train import FitResult, TrainConfig, fit, resolve_device, run_key, seed_everything
+
+#: Mean validation scores recorded for choosing a configuration without the test split.
+VALIDATION_COLUMNS = ("recall@5", "class_recall@5", "ap", "class_ap")
+#: Arguments of :class:`CombinedLoss` besides the lambdas; those that are fields of
+#: :class:`RetrievalConfig` are passed on by :meth:`RetrievalConfig.make_loss`.
+_LOSS_SETTINGS = tuple(name for name in inspect.signature(CombinedLoss).parameters if name != "lambdas")
+
+
+@dataclass
+class RetrievalConfig:
+    """One EEG-retrieval configuration: loss, text-encoder strategy and model.
+
+    Parameters
+    ----------
+    lambdas : dict of str -> float, default={"infonce": 1.0, "kd": 1.0}
+        Weights of the loss terms ``cos``, ``kd``, ``infonce``, ``debiased``, ``ce``.
+    strategy : {"frozen", "partial", "adapter", "lora"}, default="frozen"
+        What trains in CLIP's text encoder (:mod:`eegkit.retrieval.textencoder`).
+    train_eeg_encoder : bool, default=True
+        False freezes the EEG encoder (from ``encoder_init`` or the ``encoder_state``
+        given to :func:`run_retrieval`, else random): its features are computed once
+        and only the projection heads (and the text side, if it trains) learn. With
+        ``strategy="frozen"`` this is the handout's "both frozen"; with
+        ``train_eeg_encoder=True`` it is "frozen CLIP".
+    kd_warmup_epochs : int, default=0
+        Epochs of KD alone before the other terms join.
+    temperature : float, default=0.07
+        InfoNCE and debiased InfoNCE.
+    tau_t, tau_s : float, default=0.07
+        KD teacher and student temperatures.
+    debias_strategy : {"downweight", "topk", "same_class"}, default="downweight"
+    debias_k : int, default=1
+    debias_margin : float, default=0.5
+    symmetric : bool, default=False
+        Symmetric InfoNCE (EEG->text and text->EEG).
+    projection_hidden : tuple of int, default=()
+    encoder_kwargs : dict, default={}
+    encoder_init : str, default=""
+        A Task 1 checkpoint (``.pt`` from :func:`eegkit.train.fit`) whose encoder
+        weights initialise this one.
+    n_unfrozen_layers : int, default=1
+    adapter_bottleneck : int, default=16
+    lora_rank : int, default=4
+    """
+
+    lambdas: dict = field(default_factory=lambda: {"infonce": 1.0, "kd": 1.0})
+    strategy: str = "frozen"
+    train_eeg_encoder: bool = True
+    kd_warmup_epochs: int = 0
+    temperature: float = 0.07
+    tau_t: float = 0.07
+    tau_s: float = 0.07
+    debias_strategy: str = "downweight"
+    debias_k: int = 1
+    debias_margin: float = 0.5
+    symmetric: bool = False
+    projection_hidden: tuple = ()
+    encoder_kwargs: dict = field(default_factory=dict)
+    encoder_init: str = ""
+    n_unfrozen_layers: int = 1
+    adapter_bottleneck: int = 16
+    lora_rank: int = 4
+
+    def __post_init__(self):
+        if self.strategy == "both_frozen":  # the handout's name for frozen text + frozen EEG
+            self.strategy, self.train_eeg_encoder = "frozen", False
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose from {tuple(STRATEGIES)}")
+        self.projection_hidden = tuple(self.projection_hidden)
+        self.make_loss()  # checks the loss terms and settings where they are defined
+
+    def make_loss(self) -> CombinedLoss:
+        """The loss of this configuration: :func:`eegkit.retrieval.losses.make_loss` with
+        the lambdas and every field that :class:`CombinedLoss` takes."""
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name in _LOSS_SETTINGS}
+        return make_loss({k: v for k, v in self.lambdas.items() if v}, **settings)
+
+    @property
+    def loss_label(self) -> str:
+        names = {**TERM_LABELS, "debiased": f"debiased({self.debias_strategy})"}
+        terms = [f"{w:g}·{names[k]}" if w != 1 else names[k] for k, w in self.lambdas.items() if w]
+        return " + ".join(terms) + (f", KD warm-up {self.kd_warmup_epochs}" if self.kd_warmup_epochs else "")
+
+    @property
+    def label(self) -> str:
+        eeg = "EEG trained" if self.train_eeg_encoder else "EEG frozen"
+        return f"{self.loss_label} | text {STRATEGIES[self.strategy]}, {eeg}"
+
+
+@dataclass
+class RetrievalRun:
+    """A trained EEG-retrieval configuration and its test scores."""
+
+    config: RetrievalConfig
+    protocol: str
+    fit: FitResult
+    #: The test trials ranked against the test bank, with every score.
+    test: RankedCaptions
+    n_trainable: dict
+    #: Peak resident memory of the process so far (CPU) or peak CUDA memory of this run;
+    #: on CPU it only grows across runs, so benchmarks/ measures each run in its own process.
+    peak_memory_mb: float
+
+    #: How the EEG encoder started: "Task 1" (given weights) or "random".
+    encoder_init: str = "random"
+    #: Mean validation scores (``recall@5``, ``class_recall@5``, ``ap``), for choosing
+    #: a configuration without looking at the test split.
+    validation: dict = field(default_factory=dict)
+
+    @property
+    def selection_score(self) -> float:
+        """Validation instance + class-aware Recall@5 (the criterion of the issue, on validation)."""
+        return self.validation.get("recall@5", 0.0) + self.validation.get("class_recall@5", 0.0)
+
+    @property
+    def label(self) -> str:
+        return self.config.label
+
+    @property
+    def eeg_encoder_label(self) -> str:
+        return f"{'trained' if self.config.train_eeg_encoder else 'frozen'} (init: {self.encoder_init})"
+
+    def summary_row(self) -> dict:
+        """One row of the ablation table: every score with its CI, and the costs."""
+        row = scores_row(self.test.scores, queries="EEG", loss=self.config.loss_label,
+                         **{"text encoder": STRATEGIES[self.config.strategy],
+                            "EEG encoder": self.eeg_encoder_label}, protocol=self.protocol)
+        row.update(self.test.text_row())
+        row.update({f"validation {name}": value for name, value in self.validation.items()})
+        history = self.fit.history
+        row.update({
+            "trainable EEG params": self.n_trainable["eeg"],
+            "trainable text params": self.n_trainable["text"],
+            "epochs": len(history), "best epoch": self.fit.best_epoch,
+            "seconds per epoch": float(history["seconds"].mean()) if len(history) else float("nan"),
+            "process peak memory MB": self.peak_memory_mb,
+        })
+        return row
+
+
+def caption_texts(data: EEGData) -> list[str]:
+    """Every caption, indexed by caption id."""
+    table = data.captions.drop_duplicates("caption_id").sort_values("caption_id")
+    if not np.array_equal(table["caption_id"].to_numpy(), np.arange(len(table))):
+        raise ValueError("caption ids are not 0..n-1; load the data with eegkit.load_dataset")
+    return list(table["caption"])
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def _rank(model: EEGCaptionModel, dataset: EEGTrialDataset, lookup: torch.Tensor, all_text: np.ndarray,
+          device: str, **score_kwargs) -> RankedCaptions:
+    """Rank the bank of ``dataset``'s trials (their unique captions) for each of its trials."""
+    rows = dataset.data.trials.iloc[dataset.rows]
+    bank = caption_bank(rows)
+    eeg = embed_eeg(model, dataset, lookup, device=device)
+    return rank_captions(eeg, all_text[bank["caption_id"].to_numpy()], rows.reset_index(drop=True), bank,
+                         **score_kwargs)
+
+
+def run_retrieval(
+    data: EEGData,
+    split: Split,
+    clip: Clip,
+    config: RetrievalConfig,
+    train_config: TrainConfig,
+    checkpoint_dir: str | os.PathLike | None = None,
+    encoder_state: dict | None = None,
+    n_boot: int = 1000,
+    bertscore_model: str | None | bool = None,
+    progress: bool = True,
+) -> RetrievalRun:
+    """Train one EEG-to-caption configuration and score it on ``split.test``.
+
+    The channel normaliser is fitted on the training trials; the KD teacher is CLIP's
+    image-to-caption distribution over the training bank (the unique captions of the
+    training trials), computed once. Scores use the test bank (the unique captions
+    of the test trials), embedded by the text encoder as trained.
+
+    Parameters
+    ----------
+    data : EEGData
+    split : Split
+    clip : Clip
+        Not modified: trainable strategies work on a copy.
+    config : RetrievalConfig
+    train_config : TrainConfig
+    checkpoint_dir : path-like, optional
+        ``retrieval_<protocol>_<key>.pt``, reused only for the very same run.
+    encoder_state : dict, optional
+        Weights of a Task 1 encoder (``model.encoder.state_dict()`` of a trained
+        :class:`eegkit.models.MultiHeadEEGNet`) to start from; with
+        ``train_eeg_encoder=False`` they stay fixed and their features are computed once.
+    n_boot : int, default=1000
+    bertscore_model : str, None or False
+        Model of :func:`eegkit.metrics.bertscore` for the top-ranked caption
+        (None: MiniLM); False skips BERTScore.
+    progress : bool, default=True
+
+    Returns
+    -------
+    run : RetrievalRun
+    """
+    seed_everything(train_config.seed)
+    device = resolve_device(train_config.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    sets = SplitDatasets.from_split(data, split)
+    train_set, val_set = sets.train, sets.val
+    trials = data.trials
+    train_subjects = sets.train_subjects
+    lookup = subject_lookup(train_subjects, data.subjects)
+
+    text = CaptionEncoder(clip, caption_texts(data), config.strategy,
+                          n_unfrozen_layers=config.n_unfrozen_layers,
+                          adapter_bottleneck=config.adapter_bottleneck, lora_rank=config.lora_rank)
+    model = EEGCaptionModel(data.n_chans, data.n_times, data.sfreq, train_subjects, text,
+                            projection_hidden=config.projection_hidden,
+                            category_head=bool(config.lambdas.get("ce")),
+                            encoder_kwargs=config.encoder_kwargs)
+    if config.encoder_init:
+        load_encoder_weights(model, config.encoder_init)
+    if encoder_state is not None:
+        model.encoder.load_state_dict(encoder_state)
+    if not config.train_eeg_encoder:
+        model.encoder.requires_grad_(False)
+        train_set, val_set = (_encoded(model.encoder, ds, train_config.device) for ds in (train_set, val_set))
+        model.encoded_input = True
+
+    teacher = bank_ids = None
+    if config.lambdas.get("kd"):
+        train_bank = caption_bank(trials.iloc[split.train])
+        image_emb = embed_images(clip, list(data.captions["image_path"]), progress=progress)
+        bank_emb = embed_texts(clip, list(train_bank["caption"]), progress=progress)
+        teacher = teacher_distribution(image_emb, bank_emb, config.tau_t)  # (n_images, n_bank)
+        bank_ids = torch.tensor(train_bank["caption_id"].to_numpy())
+    objective = RetrievalObjective(config.make_loss(), lookup, teacher, bank_ids)
+
+    checkpoint = None
+    if checkpoint_dir:
+        key = run_key(data, split, {"clip": clip.fingerprint(), "config": asdict(config),
+                                    "train": asdict(train_config)}, encoder_state)
+        checkpoint = Path(checkpoint_dir) / f"retrieval_{split.protocol}_{key}.pt"
+    result = fit(model, objective, train_set, val_set, train_config, checkpoint=checkpoint,
+                 progress=progress, name=config.label)
+
+    result.model.encoded_input = False  # evaluation runs the whole model on raw trials
+    all_text = result.model.text.embed_all().cpu().numpy()
+    val = _rank(result.model, sets.val, lookup, all_text, train_config.device, n_boot=None)
+    test = _rank(result.model, sets.test, lookup, all_text, train_config.device, n_boot=n_boot,
+                 seed=train_config.seed, bertscore_model=bertscore_model)
+    test.per_query["subject"] = test.queries["subject"].to_numpy()
+    return RetrievalRun(config=config, protocol=split.protocol, fit=result, test=test,
+                        n_trainable=result.model.n_trainable(), peak_memory_mb=_peak_memory_mb(device),
+                        encoder_init="Task 1" if encoder_state is not None or config.encoder_init else "random",
+                        validation={c: float(val.per_query[c].mean()) for c in VALIDATION_COLUMNS})

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+from conftest import SCRIPTED_VAL_LOSSES, same_weights
+
+from eegkit import load_dataset
+from eegkit.classification import run_classification
+from eegkit.data.splits import make_split
+from eegkit.train import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def data(tiny_root):
+    return load_dataset(tiny_root)
+
+
+def test_scores_are_computed_on_the_test_trials_only(data, tmp_path):
+    split = make_split(data.trials, "session")
+    config = TrainConfig(max_epochs=1, batch_size=32)
+    run = run_classification(data, split, "wang_fc", config, tmp_path, n_boot=20, n_perm=20, progress=False)
+    assert sorted(run.predictions["row"]) == sorted(split.test)
+    np.testing.assert_array_equal(run.predictions["y"], data.trials.category_id.to_numpy()[run.predictions["row"]])
+    assert run.scores["n_trials"].eq(len(split.test)).all()
+    assert set(data.trials.session.iloc[run.predictions["row"]]) == {"ses-05"}
+    rows = run.results_rows()
+    assert {"model", "protocol", "value", "ci_low", "ci_high", "chance", "p_value"} <= set(rows.columns)
+    checkpoints = list(tmp_path.glob("wang_fc_session_*.pt"))
+    assert len(checkpoints) == 1
+    # another config is another run: it must not reuse that checkpoint
+    run_classification(data, split, "wang_fc", TrainConfig(max_epochs=1, batch_size=32, lr=5e-4),
+                       tmp_path, n_boot=20, n_perm=20, progress=False)
+    assert len(list(tmp_path.glob("wang_fc_session_*.pt"))) == 2
+
+
+def test_cross_subject_scores_held_out_subjects_with_the_mean_head(data):
+    split = make_split(data.trials, "cross_subject")
+    run = run_classification(data, split, "multihead", TrainConfig(max_epochs=1, batch_size=32),
+                             model_kwargs={"d": 16, "n_layers": 1, "n_heads": 2}, n_boot=20, n_perm=20,
+                             progress=False)
+    assert len(run.fit.model.subjects) == 11  # no head for the 2 held-out subjects
+    assert set(data.trials.subject.iloc[run.predictions["row"]]) == {"sub-29"}
+    assert np.isfinite(run.predictions["logits"]).all()
+
+
+def test_normaliser_is_fitted_on_the_training_split_only(data, normalizer_rows):
+    split = make_split(data.trials, "session")
+    run_classification(data, split, "wang_fc", TrainConfig(max_epochs=1, batch_size=64), n_boot=10, n_perm=10,
+                       progress=False)
+    assert len(normalizer_rows) == 1
+    np.testing.assert_array_equal(normalizer_rows[0], np.sort(split.train))
+
+
+def test_returned_model_has_the_best_validation_epochs_weights(data, scripted_validation):
+    split = make_split(data.trials, "session")
+    config = TrainConfig(max_epochs=len(SCRIPTED_VAL_LOSSES), batch_size=64, patience=10)
+    run = run_classification(data, split, "wang_fc", config, n_boot=10, n_perm=10, progress=False)
+    best = int(np.argmin(SCRIPTED_VAL_LOSSES))
+    assert run.fit.best_epoch == best + 1
+    assert same_weights(run.fit.model, scripted_validation[best])
+    assert not same_weights(run.fit.model, scripted_validation[-1])  # training moved on after the best

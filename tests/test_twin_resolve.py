@@ -1,0 +1,40 @@
+
+import matplotlib
+
+matplotlib.use("Agg")
+import pytest  # noqa: E402
+
+from eegkit import resolve_data_root  # noqa: E402
+
+
+def test_resolve_data_root_prefers_argument_then_environment(tmp_path, monkeypatch, small_root):
+    monkeypatch.setenv("EEGKIT_DATA", str(small_root))
+    assert resolve_data_root("/given") == tmp_path.__class__("/given")
+    assert resolve_data_root("") == small_root
+    monkeypatch.delenv("EEGKIT_DATA")
+    root = resolve_data_root(twin_preset="tiny", seed=4, cache_dir=tmp_path)
+    assert root == tmp_path / "twin-tiny-seed4" and (root / "eegkit_twin.json").is_file()
+    mtime = (root / "captions.txt").stat().st_mtime
+    assert resolve_data_root(twin_preset="tiny", seed=4, cache_dir=tmp_path) == root
+    assert (root / "captions.txt").stat().st_mtime == mtime  # reused, not rewritten
+
+
+def test_resolve_data_root_rewrites_a_twin_of_an_older_generator(tmp_path):
+    import json
+
+    root = resolve_data_root(twin_preset="tiny", seed=5, cache_dir=tmp_path)
+    manifest = root / "eegkit_twin.json"
+    content = json.loads(manifest.read_text())
+    content["generator_version"] = -1
+    manifest.write_text(json.dumps(content))
+    with pytest.warns(UserWarning, match="generator version -1"):
+        resolve_data_root(twin_preset="tiny", seed=5, cache_dir=tmp_path)
+    assert json.loads(manifest.read_text())["generator_version"] != -1
+
+
+def test_open_dataset_and_banner(small_root):
+    from eegkit import data_banner, open_dataset
+
+    data = open_dataset(str(small_root), subjects="complete")
+    assert len(data) == 200
+    assert "synthetic twin" in data_banner(data) and "not from people" in data_banner(data)
