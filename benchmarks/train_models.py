@@ -201,7 +201,7 @@ def _budget_fit(budget_seconds: float, budget_schedule: bool = True):
                 result.train_seconds = budget.spent
                 return result
             except _BudgetSpent:
-                saved = (torch.load(path, map_location="cpu", weights_only=False)
+                saved = (torch.load(path, map_location="cpu", weights_only=True)
                          if path.is_file() else None)
             finally:
                 train._lr_lambda = epoch_schedule

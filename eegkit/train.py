@@ -321,7 +321,7 @@ def fit(
              "best_state": None, "bad_epochs": 0, "stopped_early": False, "train_seconds": 0.0}
     checkpoint = Path(checkpoint) if checkpoint else None
     if checkpoint is not None and resume and checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        saved = torch.load(checkpoint, map_location=device, weights_only=True)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])

@@ -163,3 +163,32 @@ def test_metadata_json_with_bad_labels(broken_copy, labels):
     (broken_copy / f"{RUN}_1000Hz.json").write_text(json.dumps({"labels": labels}))
     with pytest.raises(DatasetError, match="category indices 0..19"):
         load(broken_copy)
+
+
+def test_pointing_inside_the_published_tree_names_the_root(tmp_path, small_root):
+    from eegkit.twin import make_twin
+
+    root = tmp_path / "published"
+    make_twin(root, preset="tiny", seed=0, layout="openneuro", subjects=("sub-02", "sub-03"), progress=False)
+    inner = root / "derivatives" / "preprocessed_data"
+    with pytest.raises(DatasetError, match=rf"derivatives/preprocessed_data folder .* dataset root, {root}$"):
+        load(inner)
+    with pytest.raises(DatasetError, match=rf"one subject's folder.* {small_root}, .*subjects=\['sub-02'\]"):
+        load(small_root / "sub-02")
+    with pytest.raises(DatasetError, match=r"one session's folder"):
+        load(small_root / "sub-02" / "ses-01")
+    # In the published layout the missing _image.csv is named in the raw folder, not in derivatives/.
+    (root / f"{RUN}_image.csv").unlink()
+    with pytest.raises(DatasetError, match=rf"^{root / RUN}_image.csv: missing \(.*npy, .*json exist"):
+        load(root)
+
+
+def test_a_subject_missing_a_session_is_loaded_with_a_warning(broken_copy):
+    import shutil
+
+    for path in (broken_copy / "sub-02").glob("ses-05"):
+        shutil.rmtree(path)
+    with pytest.warns(UserWarning, match=r"sub-02 has only ses-01, ses-02, ses-03, ses-04 \(of 5 sessions\)"):
+        data = load_dataset(broken_copy, subjects=["sub-02", "sub-03"])
+    assert set(data.trials.query("subject == 'sub-02'").session) == {"ses-01", "ses-02", "ses-03", "ses-04"}
+    assert load(broken_copy).subjects == ("sub-03",)  # subjects="complete" leaves it out

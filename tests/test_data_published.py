@@ -76,23 +76,23 @@ def test_a_filepath_folder_that_contradicts_the_label_is_an_error(skeleton, tmp_
     table.loc[3, "FilePath"] = table.loc[3, "FilePath"].replace(f"\\{CATEGORIES[label]}\\", f"\\{other}\\")
     table.to_csv(csv, index=False)
     with pytest.raises(DatasetError, match=rf"{csv.name}: trial 3 .* FilePath folder files under {other}"):
-        load_dataset(root, subjects="sub-02")
+        load_dataset(root, subjects="sub-02", sessions=[1])
 
 
 def test_a_stimulus_list_that_contradicts_the_label_is_an_error(skeleton, tmp_path):
     root = tmp_path / "copy"
     for part in (("sub-02", "ses-01"), ("derivatives", "preprocessed_data", "sub-02", "ses-01")):
         shutil.copytree(skeleton.joinpath(*part), root.joinpath(*part))
-    data = load_dataset(root, subjects="sub-02")
+    data = load_dataset(root, subjects="sub-02", sessions=[1])
     first = data.trials.iloc[0]
     other = CATEGORIES[(first.category_id + 1) % len(CATEGORIES)]
     (root / "stimuli").mkdir()
     (root / "stimuli" / f"{other}.csv").write_text(f"{first.image_name}.jpg\n")
     with pytest.raises(DatasetError, match=rf"stimuli/{other}.csv files under {other}"):
-        load_dataset(root, subjects="sub-02")
+        load_dataset(root, subjects="sub-02", sessions=[1])
     (root / "stimuli" / f"{other}.csv").write_text("")  # empty lists (as in the skeleton) are skipped
     (root / "stimuli" / f"{first.category}.csv").write_text(f"{first.image_name}.jpg\n")
-    assert len(load_dataset(root, subjects="sub-02")) == len(data)
+    assert len(load_dataset(root, subjects="sub-02", sessions=[1])) == len(data)
 
 
 def test_twin_writes_the_published_form_and_it_loads_the_same_trials(tmp_path, small_root):
@@ -123,3 +123,19 @@ def test_captions_without_images_load_for_everything_but_image_queries(broken_co
 def test_a_captions_path_given_must_exist(small_root, tmp_path):
     with pytest.raises(DatasetError, match="captions file not found"):
         load_dataset(small_root, subjects="complete", captions_path=tmp_path / "nope.txt")
+
+
+def test_the_twin_matches_the_published_run_structure():
+    """A real run: 100 stimulus events (numbers 1..100, each followed by the response
+    screen, 252) and 100 labels, five per category, as every twin preset writes."""
+    from eegkit.twin import PRESETS
+
+    events = pd.read_csv(REAL_RUN_JSON.parent / "sub-02_ses-01_task-lowSpeed_run-01_events.tsv", sep="\t")
+    stimuli = events[events["eventnumber"] != 252]
+    assert stimuli["eventnumber"].tolist() == list(range(1, 101))
+    assert (events["eventnumber"].iloc[1::2] == 252).all()
+    assert (np.diff(stimuli["onset"]) > 1000).all()  # at least 1 s (1000 samples at 1000 Hz) apart
+    labels, _ = _read_labels_json(REAL_RUN_JSON)
+    for preset in PRESETS.values():
+        if preset.name != "tiny":  # tiny is the downsampled test copy with 20 trials per run
+            assert preset.trials_per_category * len(CATEGORIES) == len(labels) == len(stimuli)

@@ -81,3 +81,13 @@ def test_embeddings_are_cached_and_keyed_by_content(twin_clip_tiny, tiny_data, t
     b = embed_images(clip, [image], cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.glob("img-*.npy"))) == 2
     assert not np.allclose(a, b)
+
+
+def test_a_corrupt_image_is_named_when_embedded(random_clip, tmp_path):
+    good, bad = tmp_path / "good.png", tmp_path / "bad.jpg"
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), "red").save(good)
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match=rf"{bad}: not a readable image"):
+        embed_images(random_clip, [good, bad], cache_dir=False, progress=False)

@@ -179,3 +179,11 @@ def test_fit_returns_the_best_epoch_not_the_last(tmp_path):
 
     loss, _ = evaluate_loss(result.model, ClassificationObjective(), make_loader(val_set, 64), torch.device("cpu"))
     assert loss == pytest.approx(history["val_loss"].min(), rel=1e-5)
+
+
+def test_checkpoints_hold_plain_tensors_and_load_with_weights_only(tmp_path):
+    checkpoint = tmp_path / "run.pt"
+    fit(small_model(), ClassificationObjective(), EasyTrials(64, 0), EasyTrials(32, 1),
+        TrainConfig(max_epochs=2, batch_size=16, seed=1), checkpoint=checkpoint, progress=False)
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert saved["state"]["best_epoch"] >= 1 and saved["state"]["best_state"]

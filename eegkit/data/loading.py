@@ -20,6 +20,7 @@ import json
 import mmap
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -338,6 +339,7 @@ def detect_layout(root: str | os.PathLike) -> str:
         )
     if (root / "derivatives" / "preprocessed_data").is_dir():
         return "openneuro"
+    _refuse_a_folder_inside_the_dataset(root)
     if any(root.glob("sub-*/ses-*/*_task-lowSpeed_run-*_1000Hz.npy")):
         return "course"
     raise DatasetError(
@@ -345,6 +347,29 @@ def detect_layout(root: str | os.PathLike) -> str:
         "sub-XX/ses-YY/*_task-lowSpeed_run-ZZ_1000Hz.npy (course layout); is this "
         "the ds005589 root?"
     )
+
+
+def _refuse_a_folder_inside_the_dataset(root: Path) -> None:
+    """Name the dataset root when ``root`` is a folder inside it (a common first mistake)."""
+    if root.name == "preprocessed_data" and root.parent.name == "derivatives":
+        dataset = root.parent.parent
+        raise DatasetError(
+            f"{root}: this is the derivatives/preprocessed_data folder of the published "
+            f"(OpenNeuro) layout, whose _image.csv files sit in the raw folders beside it. "
+            f"Point data_dir (or EEGKIT_DATA) at the dataset root, {dataset}"
+        )
+    if re.fullmatch(r"sub-\w+", root.name) and any(root.glob("ses-*")):
+        raise DatasetError(
+            f"{root}: this is one subject's folder. Point data_dir (or EEGKIT_DATA) at the "
+            f"dataset root that holds it, {root.parent}, and choose subjects with "
+            f"subjects=[{root.name!r}]"
+        )
+    if re.fullmatch(r"ses-\w+", root.name) and re.fullmatch(r"sub-\w+", root.parent.name):
+        raise DatasetError(
+            f"{root}: this is one session's folder. Point data_dir (or EEGKIT_DATA) at the "
+            f"dataset root, {root.parent.parent}, and choose it with subjects=[{root.parent.name!r}], "
+            f"sessions=[{root.name!r}]"
+        )
 
 
 def scan_runs(root: str | os.PathLike, layout: str | None = None) -> pd.DataFrame:
@@ -560,6 +585,23 @@ def _select_subjects(root: Path, runs: pd.DataFrame, subjects) -> tuple[str, ...
     return tuple(chosen)
 
 
+def _warn_incomplete_subjects(root: Path, runs: pd.DataFrame) -> None:
+    """Warn (once per call) about chosen subjects that lack some of the 5 sessions.
+
+    They are loaded as they are: a session split then has fewer (or no) test trials
+    for them. ``subjects="complete"`` keeps only subjects with every session.
+    """
+    sessions = runs.groupby("subject")["session"].unique()
+    partial = {s: sorted(v) for s, v in sessions.items() if len(v) < N_SESSIONS}
+    if partial:
+        listed = "; ".join(f"{s} has only {', '.join(v)}" for s, v in partial.items())
+        warnings.warn(
+            f"{root}: {listed} (of {N_SESSIONS} sessions). These subjects are loaded as they "
+            "are; pass subjects='complete' to keep only subjects with every session.",
+            stacklevel=3,
+        )
+
+
 def _read_labels_json(path: Path) -> tuple[list[int] | None, dict]:
     """The run's JSON: a list of category labels (published form) or a metadata dict."""
     try:
@@ -724,6 +766,8 @@ def load_dataset(
     all_runs = scan_runs(root, layout)
     chosen = _select_subjects(root, all_runs, subjects)
     runs = all_runs[all_runs["subject"].isin(chosen)]
+    if sessions is None:
+        _warn_incomplete_subjects(root, runs)
     if sessions is not None:
         wanted = [_normalise_session(s) for s in sessions]
         runs = runs[runs["session"].isin(wanted)]
@@ -751,11 +795,14 @@ def load_dataset(
     for row in runs.itertuples(index=False):
         for kind, suffix in (("npy", "_1000Hz.npy"), ("json", "_1000Hz.json"), ("csv", "_image.csv")):
             if getattr(row, kind) is None:
-                stem = f"{row.subject}_{row.session}_task-lowSpeed_{row.run}{suffix}"
-                other = next(p for p in (row.npy, row.json, row.csv) if p is not None)
+                # The raw folder holds the _image.csv in the OpenNeuro layout, the
+                # derivatives folder the arrays and labels.
+                base = root if kind == "csv" or layout == "course" else root / "derivatives" / "preprocessed_data"
+                expected = base / row.subject / row.session / f"{row.subject}_{row.session}_task-lowSpeed_{row.run}{suffix}"
+                present = ", ".join(p.name for p in (row.npy, row.json, row.csv) if p is not None)
                 raise DatasetError(
-                    f"{other.parent}: {stem} is missing for {row.subject} {row.session} "
-                    f"{row.run}; restore it or leave the run out with subjects=/sessions="
+                    f"{expected}: missing ({present} exist for {row.subject} {row.session} "
+                    f"{row.run}); restore it or leave the run out with subjects=/sessions="
                 )
         files = RunFiles(row.subject, row.session, row.run, row.npy, row.json, row.csv)
         labels, meta = _read_labels_json(files.json)

@@ -213,7 +213,7 @@ def embed_images(
         chunks = []
         for start in tqdm(range(0, len(paths), batch_size), desc=f"{clip.label} images",
                           disable=not progress):
-            images = [Image.open(p).convert("RGB") for p in paths[start:start + batch_size]]
+            images = [_open_image(p) for p in paths[start:start + batch_size]]
             pixels = clip.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
             out = clip.model.get_image_features(pixel_values=pixels.to(clip.device))
             chunks.append(_normalise(out))
@@ -261,6 +261,18 @@ def embed_texts(
         return np.concatenate(chunks) if chunks else np.zeros((0, clip.embedding_dim), np.float32)
 
     return _cached(cache_file, compute)
+
+
+def _open_image(path: str | os.PathLike) -> Image.Image:
+    """An image file as RGB; a file PIL cannot read raises an error that names it."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError) as exc:  # UnidentifiedImageError is an OSError
+        raise ValueError(
+            f"{path}: not a readable image ({exc}); replace the file with a good copy from "
+            "the course's image folder (the other images are fine)"
+        ) from exc
 
 
 def _normalise(output) -> np.ndarray:

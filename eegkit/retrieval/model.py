@@ -201,7 +201,7 @@ def load_encoder_weights(model: EEGCaptionModel, checkpoint: str | os.PathLike) 
     if not path.is_file():
         raise FileNotFoundError(f"encoder checkpoint {path} does not exist; pass a .pt written by "
                                 "eegkit.train.fit for the multihead model, or encoder_init=''")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = torch.load(path, map_location="cpu", weights_only=True)
     state = saved.get("state", {}).get("best_state") or saved.get("model") or saved
     encoder = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
     if not encoder:
