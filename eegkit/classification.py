@@ -14,11 +14,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from eegkit.data.channels import CATEGORIES
 from eegkit.data.loading import EEGData
 from eegkit.data.splits import Split
 from eegkit.data.torchdata import SplitDatasets
 from eegkit.metrics import confusion_matrix, per_subject_accuracy, score_table
 from eegkit.models import make_model, subject_lookup
+from eegkit.models.classical import (
+    CLASSICAL_MODELS,
+    LOGISTIC_CS,
+    SubjectStandardizer,
+    binned_features,
+    make_classical,
+    n_parameters,
+)
 from eegkit.train import ClassificationObjective, FitResult, TrainConfig, fit, predict, run_key, seed_everything
 
 #: Display names of the models in tables and figures.
@@ -27,6 +36,8 @@ MODEL_LABELS = {
     "eegnet": "EEGNet",
     "shallow": "ShallowConvNet",
     "multihead": "Multi-head CNN+Transformer",
+    "lda": "Shrinkage LDA",
+    "logistic": "Logistic regression",
 }
 
 
@@ -81,7 +92,10 @@ def run_classification(
     ----------
     data : EEGData
     split : Split
-    model_name : {"wang_fc", "eegnet", "shallow", "multihead"}
+    model_name : {"wang_fc", "eegnet", "shallow", "multihead", "lda", "logistic"}
+        ``"lda"`` and ``"logistic"`` are the classical references of
+        :mod:`eegkit.models.classical` (no training loop: ``config`` gives only the
+        seed; the logistic regression's strength is chosen on ``split.val``).
     config : TrainConfig
     checkpoint_dir : path-like, optional
         Where ``<model>_<protocol>_<key>.pt`` is written each epoch; ``key`` hashes the
@@ -97,6 +111,8 @@ def run_classification(
     -------
     run : ClassificationRun
     """
+    if model_name in CLASSICAL_MODELS:
+        return _run_classical(data, split, model_name, config.seed, n_boot, n_perm)
     seed_everything(config.seed)  # the initial weights must not depend on earlier runs
     sets = SplitDatasets.from_split(data, split)
     model = make_model(model_name, data.n_chans, data.n_times, data.sfreq, subjects=sets.train_subjects,
@@ -121,4 +137,65 @@ def run_classification(
                                          n_boot=n_boot, seed=config.seed),
         confusion=confusion_matrix(out["y"], y_hat),
         n_parameters=sum(p.numel() for p in result.model.parameters()),
+    )
+
+
+def _features(data: EEGData, rows: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """Time-binned features of some trials, read ``chunk`` trials at a time."""
+    parts = [binned_features(data.get_trials(rows[start:start + chunk]), data.sfreq)
+             for start in range(0, len(rows), chunk)]
+    return np.concatenate(parts)
+
+
+def _run_classical(data: EEGData, split: Split, model_name: str, seed: int, n_boot: int,
+                   n_perm: int) -> ClassificationRun:
+    """Shrinkage LDA or logistic regression on binned, per-subject standardised features.
+
+    Every statistic is fitted on ``split.train``; the logistic regression's C is the
+    one of :data:`LOGISTIC_CS` with the best validation accuracy. The history holds
+    one row: the chosen model's train and validation accuracy and log-loss.
+    """
+    import time
+
+    trials = data.trials
+    parts = {part: np.asarray(getattr(split, part)) for part in ("train", "val", "test")}
+    subject = {part: trials["subject_id"].to_numpy()[rows] for part, rows in parts.items()}
+    y = {part: trials["category_id"].to_numpy()[rows] for part, rows in parts.items()}
+    raw = {part: _features(data, rows) for part, rows in parts.items()}
+    started = time.time()
+    scaler = SubjectStandardizer.fit(raw["train"], subject["train"])
+    Z = {part: scaler.transform(raw[part], subject[part]) for part in parts}
+    fitted = []
+    for C in (LOGISTIC_CS if model_name == "logistic" else (None,)):
+        estimator = make_classical(model_name, C=C, seed=seed).fit(Z["train"], y["train"])
+        fitted.append((float((estimator.predict(Z["val"]) == y["val"]).mean()), C, estimator))
+    val_acc, C, estimator = max(fitted, key=lambda item: item[0])
+    seconds = time.time() - started
+
+    def log_loss(part):
+        log_proba = estimator.predict_log_proba(Z[part])
+        return float(-log_proba[np.arange(len(y[part])), np.searchsorted(estimator.classes_, y[part])].mean())
+
+    history = pd.DataFrame([{
+        "epoch": 1, "train_loss": log_loss("train"),
+        "train_acc": float((estimator.predict(Z["train"]) == y["train"]).mean()),
+        "val_loss": log_loss("val"), "val_acc": val_acc, "lr": float("nan"), "seconds": seconds,
+        "train_trials_per_second": len(parts["train"]) / max(seconds, 1e-9),
+    }])
+    # Log-probabilities over all categories; one never seen in training gets ~0 probability.
+    logits = np.full((len(parts["test"]), len(CATEGORIES)), np.log(1e-12), dtype=np.float32)
+    logits[:, estimator.classes_] = estimator.predict_log_proba(Z["test"])
+    out = {"logits": logits, "y": y["test"], "subject": subject["test"], "row": parts["test"]}
+    y_hat = logits.argmax(axis=1)
+    config = {"model": model_name, "C": C, "features": "50 ms bins, per-subject z-scored"}
+    return ClassificationRun(
+        model_name=model_name,
+        protocol=split.protocol,
+        fit=FitResult(estimator, history, best_epoch=1, stopped_early=False, train_seconds=seconds,
+                      config=config),
+        predictions=out,
+        scores=score_table(out["y"], logits, n_boot=n_boot, n_perm=n_perm, seed=seed),
+        per_subject=per_subject_accuracy(out["y"], y_hat, out["subject"], data.subjects, n_boot=n_boot, seed=seed),
+        confusion=confusion_matrix(out["y"], y_hat),
+        n_parameters=n_parameters(estimator),
     )

@@ -14,11 +14,15 @@
 # %% [markdown]
 # # 02 Baselines for EEG classification (handout section 4.4)
 #
-# Two established baselines on the session split (3 sessions train, 1 validation,
-# 1 test per subject): Wang et al.'s fully connected network, the dataset paper's own
-# validation model, and ShallowConvNet (Schirrmeister et al., 2017; braindecode's
-# implementation; EEGNet is one parameter away). Wang et al.'s network is also run
-# in their within-session setting (they report about 10 %) and across subjects.
+# Two established network baselines on the session split (3 sessions train, 1
+# validation, 1 test per subject): Wang et al.'s fully connected network, the dataset
+# paper's own validation model, and ShallowConvNet (Schirrmeister et al., 2017;
+# braindecode's implementation; EEGNet is one parameter away). Beside them, the two
+# classical references of the EEG decoding (MVPA) literature: shrinkage LDA and
+# L2-regularised logistic regression on 50 ms time bins of every channel, z-scored per
+# subject with training statistics (`eegkit.models.classical`). Wang et al.'s network
+# and the classical references are also run in the within-session setting (Wang et
+# al. report about 10 %) and across subjects.
 # Every score comes with chance, a 95 % bootstrap CI and a permutation p-value, all
 # on the test split, never on training data.
 
@@ -30,11 +34,13 @@ subjects = "handout"
 figures_dir = "../figures"  # relative to notebooks/, where Jupyter runs them
 checkpoint_dir = "../build/checkpoints"
 device = "auto"  # "cpu", "cuda" or "auto"
-models = ["wang_fc", "shallow"]  # add "eegnet" for EEGNet-4,2
+# "lda" (shrinkage LDA) and "logistic": the classical references, on binned voltages
+models = ["wang_fc", "shallow", "lda", "logistic"]  # add "eegnet" for EEGNet-4,2
 max_epochs = 8
 batch_size = 64
 lr = 1e-3
-secondary_protocols = ["within_session", "cross_subject"]  # run with Wang et al.'s FC
+secondary_protocols = ["within_session", "cross_subject"]
+secondary_models = ["wang_fc", "lda", "logistic"]
 secondary_max_epochs = 8
 n_boot = 1000
 n_perm = 1000
@@ -46,6 +52,7 @@ from IPython.display import Markdown, display
 import eegkit
 from eegkit.report import plots
 from eegkit.classification import run_classification
+from eegkit.models.classical import CLASSICAL_MODELS
 from eegkit.report.figures import save_figure, save_table
 from eegkit.data.splits import make_split
 from eegkit.train import TrainConfig
@@ -62,11 +69,11 @@ print(split.description)
 # %%
 runs = [run_classification(data, split, name, config, checkpoint_dir, n_boot=n_boot, n_perm=n_perm)
         for name in models]
-fig = plots.plot_learning_curves({run.label: run.fit.history for run in runs})
+fig = plots.plot_learning_curves({run.label: run.fit.history for run in runs if run.model_name not in CLASSICAL_MODELS})
 save_figure(fig, "02_learning_curves", figures_dir)
 
 # %% [markdown]
-# ## Wang et al.'s network in the other protocols
+# ## Wang et al.'s network and the classical references in the other protocols
 # Within-session: each (subject, session)'s trials are split 60/20/20 % by category,
 # the setting in which Wang et al. report about 10 % (chance 5 %). Cross-subject: the
 # last subject is held out for testing, the one before it for validation.
@@ -74,9 +81,9 @@ save_figure(fig, "02_learning_curves", figures_dir)
 # %%
 secondary_config = TrainConfig(max_epochs=secondary_max_epochs, batch_size=batch_size, lr=lr,
                                seed=seed, device=device)
-secondary = [run_classification(data, make_split(data.trials, protocol, seed=seed), "wang_fc",
+secondary = [run_classification(data, make_split(data.trials, protocol, seed=seed), name,
                                 secondary_config, checkpoint_dir, n_boot=n_boot, n_perm=n_perm)
-             for protocol in secondary_protocols]
+             for protocol in secondary_protocols for name in secondary_models]
 
 # %% [markdown]
 # ## Test scores

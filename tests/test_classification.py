@@ -57,3 +57,41 @@ def test_returned_model_has_the_best_validation_epochs_weights(data, scripted_va
     assert run.fit.best_epoch == best + 1
     assert same_weights(run.fit.model, scripted_validation[best])
     assert not same_weights(run.fit.model, scripted_validation[-1])  # training moved on after the best
+
+
+@pytest.mark.parametrize("name", ["lda", "logistic"])
+def test_classical_references_see_only_the_training_split(data, monkeypatch, name):
+    from eegkit import classification
+    from eegkit.models.classical import SubjectStandardizer
+
+    split = make_split(data.trials, "session")
+    seen = {"scaler": [], "estimator": []}
+    original_fit = SubjectStandardizer.fit.__func__
+    monkeypatch.setattr(SubjectStandardizer, "fit", classmethod(
+        lambda cls, features, subject: seen["scaler"].append(features.copy()) or original_fit(cls, features, subject)))
+    original_make = classification.make_classical
+
+    def recording_make(*args, **kwargs):
+        estimator = original_make(*args, **kwargs)
+        fit = estimator.fit
+        estimator.fit = lambda X, y: seen["estimator"].append(X.copy()) or fit(X, y)
+        return estimator
+
+    monkeypatch.setattr(classification, "make_classical", recording_make)
+    run = run_classification(data, split, name, TrainConfig(), n_boot=20, n_perm=20, progress=False)
+    train_features = classification._features(data, np.asarray(split.train))
+    assert len(seen["scaler"]) == 1
+    np.testing.assert_array_equal(seen["scaler"][0], train_features)
+    assert seen["estimator"] and all(len(X) == len(split.train) for X in seen["estimator"])
+    assert sorted(run.predictions["row"]) == sorted(split.test)
+    assert run.scores.set_index("metric").loc["accuracy", "value"] > 0.05  # the twin's signal is linear
+    assert len(run.results_rows()) == len(run.scores)
+
+
+def test_binned_features_average_each_bin():
+    from eegkit.models.classical import binned_features
+
+    X = np.arange(2 * 3 * 10, dtype=np.float32).reshape(2, 3, 10)
+    features = binned_features(X, sfreq=100.0, bin_seconds=0.05)  # 5 samples a bin
+    assert features.shape == (2, 3 * 2)
+    np.testing.assert_allclose(features[0, :2], [X[0, 0, :5].mean(), X[0, 0, 5:].mean()])

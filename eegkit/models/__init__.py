@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from eegkit.data.channels import CATEGORIES
 from eegkit.models.base import UNKNOWN_SUBJECT, EEGModel, subject_lookup
 from eegkit.models.baselines import BraindecodeModel, WangFC
+from eegkit.models.classical import CLASSICAL_MODELS
 from eegkit.models.multihead import (
     READOUTS,
     ChannelCNN,
@@ -42,6 +43,7 @@ def make_model(name: str, n_chans: int, n_times: int, sfreq: float, subjects: Se
 
 
 __all__ = [
+    "CLASSICAL_MODELS",
     "MODEL_NAMES",
     "READOUTS",
     "UNKNOWN_SUBJECT",
