@@ -24,9 +24,9 @@ from eegkit.models.classical import (
     CLASSICAL_MODELS,
     LOGISTIC_CS,
     SubjectStandardizer,
-    binned_features,
     make_classical,
     n_parameters,
+    trial_features,
 )
 from eegkit.train import ClassificationObjective, FitResult, TrainConfig, fit, predict, run_key, seed_everything
 
@@ -57,6 +57,12 @@ class ClassificationRun:
     @property
     def label(self) -> str:
         return MODEL_LABELS.get(self.model_name, self.model_name)
+
+    @property
+    def validation_accuracy(self) -> float:
+        """Accuracy on the validation split of the kept model (best epoch), for choosing models."""
+        history = self.fit.history
+        return float(history.loc[history["epoch"] == self.fit.best_epoch, "val_acc"].iloc[0])
 
     def results_rows(self) -> pd.DataFrame:
         """The score table with model, protocol, size and cost columns added."""
@@ -140,13 +146,6 @@ def run_classification(
     )
 
 
-def _features(data: EEGData, rows: np.ndarray, chunk: int = 512) -> np.ndarray:
-    """Time-binned features of some trials, read ``chunk`` trials at a time."""
-    parts = [binned_features(data.get_trials(rows[start:start + chunk]), data.sfreq)
-             for start in range(0, len(rows), chunk)]
-    return np.concatenate(parts)
-
-
 def _run_classical(data: EEGData, split: Split, model_name: str, seed: int, n_boot: int,
                    n_perm: int) -> ClassificationRun:
     """Shrinkage LDA or logistic regression on binned, per-subject standardised features.
@@ -161,7 +160,7 @@ def _run_classical(data: EEGData, split: Split, model_name: str, seed: int, n_bo
     parts = {part: np.asarray(getattr(split, part)) for part in ("train", "val", "test")}
     subject = {part: trials["subject_id"].to_numpy()[rows] for part, rows in parts.items()}
     y = {part: trials["category_id"].to_numpy()[rows] for part, rows in parts.items()}
-    raw = {part: _features(data, rows) for part, rows in parts.items()}
+    raw = {part: trial_features(data, rows) for part, rows in parts.items()}
     started = time.time()
     scaler = SubjectStandardizer.fit(raw["train"], subject["train"])
     Z = {part: scaler.transform(raw[part], subject[part]) for part in parts}

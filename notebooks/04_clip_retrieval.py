@@ -105,15 +105,17 @@ fig = plots.plot_per_class_map(per_class, title=f"Instance-level MAP per categor
 save_figure(fig, "04_per_class_map", figures_dir)
 
 # %% [markdown]
-# ## BERTScore of the top-ranked caption
-# How close in meaning is the caption CLIP ranks first to the true one? BERTScore
-# compares them token by token with contextual embeddings. Here the model is
+# ## BLEU and BERTScore of the top-ranked caption
+# How close is the caption CLIP ranks first to the true one? BLEU-4 counts shared
+# word n-grams (corpus BLEU over all queries, torchmetrics); BERTScore compares them
+# token by token with contextual embeddings. Here the model is
 # all-MiniLM-L6-v2 (shipped offline), so values are not comparable with the usual
 # RoBERTa-large BERTScores; the model is named beside every number.
 
 # %%
 bert = ranked.bertscore
-bert_table = pd.DataFrame([{"queries": f"images ({clip.label})", **metrics.bertscore_summary(bert)}])
+bert_table = pd.DataFrame([{"queries": f"images ({clip.label})", "BLEU-4": ranked.bleu,
+                            **metrics.bertscore_summary(bert)}])
 save_table(bert_table, "04_bertscore", figures_dir)
 display(bert_table.round(3))
 fig = plots.plot_bertscore_hist(bert["f1"].to_numpy(), model_name=bert.attrs["model_name"],

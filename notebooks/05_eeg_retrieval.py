@@ -80,6 +80,10 @@ from eegkit.data.splits import make_split
 from eegkit.report import plots, save_figure, save_table
 from eegkit.retrieval import (RetrievalConfig, ablation_table, chance_row, chance_verdicts, example_queries,
                               image_retrieval, load_clip, reference_labels, run_retrieval, scores_row)
+from eegkit.retrieval.evaluate import with_fraction_of_ceiling
+from eegkit.retrieval.references import classify_then_retrieve, linear_map_retrieval
+
+CEILING_ROW = "EEG ideal observer (Bayes ceiling)"
 from eegkit.train import TrainConfig, resolve_device
 
 data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
@@ -106,14 +110,31 @@ image_row = {**scores_row(images.scores, **reference_labels(f"images ({clip.labe
 # reused when present); its encoder initialises every EEG configuration below.
 
 # %%
-encoder_state = None
-if init_from_task1:
-    task1 = run_classification(data, split, "multihead",
-                               TrainConfig(max_epochs=max_epochs, batch_size=batch_size, lr=lr, seed=seed,
-                                           device=device),
-                               checkpoint_dir, n_boot=100, n_perm=10)
-    encoder_state = task1.fit.model.encoder.state_dict()
-    print(f"Task 1 encoder: test accuracy {task1.scores.set_index('metric').loc['accuracy', 'value']:.1%}")
+task1_config = TrainConfig(max_epochs=max_epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
+task1 = run_classification(data, split, "multihead", task1_config, checkpoint_dir, n_boot=100, n_perm=10)
+encoder_state = task1.fit.model.encoder.state_dict() if init_from_task1 else None
+print(f"Task 1 encoder: test accuracy {task1.scores.set_index('metric').loc['accuracy', 'value']:.1%}")
+
+# %% [markdown]
+# ## Two reference rows
+# *Classify-then-retrieve*: the Task 1 classifier with the best validation accuracy
+# (the multi-head model or shrinkage LDA) gives each test trial its category
+# probabilities, and each caption scores the probability of its category (the captions
+# of a category tie). *Linear map*: ridge regression from binned EEG to the caption's
+# CLIP text embedding, its strength chosen on validation. Every learned row must beat both.
+
+# %%
+lda = run_classification(data, split, "lda", task1_config, n_boot=100, n_perm=10)
+classifier = max([task1, lda], key=lambda run: run.validation_accuracy)
+via_class = classify_then_retrieve(classifier.predictions["logits"], data.trials.iloc[classifier.predictions["row"]],
+                                   n_boot=n_boot, seed=seed, bertscore_model=bertscore_model or None)
+linear = linear_map_retrieval(data, split, clip, n_boot=n_boot, seed=seed, bertscore_model=bertscore_model or None)
+reference_rows = [
+    {**scores_row(via_class.scores, **reference_labels(f"classify-then-retrieve ({classifier.label})", "session")),
+     **via_class.text_row()},
+    {**scores_row(linear.test.scores, **reference_labels(f"linear map (ridge, alpha {linear.alpha:g})", "session")),
+     **linear.test.text_row()},
+]
 
 # %% [markdown]
 # ## Loss ablation (both encoders frozen: only the projection heads train)
@@ -156,13 +177,15 @@ runs = loss_runs + strategy_runs + eeg_runs
 ceiling_rows = []
 if data.twin is not None:
     ceiling = bayes_ceiling(data, split, n_boot=n_boot, seed=seed)
-    ceiling_rows = [scores_row(ceiling.retrieval, **reference_labels("EEG ideal observer (Bayes ceiling)", "session"))]
-table = ablation_table([image_row, *ceiling_rows, *(run.summary_row() for run in runs),
+    ceiling_rows = [scores_row(ceiling.retrieval, **reference_labels(CEILING_ROW, "session"))]
+table = ablation_table([image_row, *ceiling_rows, *reference_rows, *(run.summary_row() for run in runs),
                         chance_row(runs[0].test.scores, **reference_labels("chance (random ranking)", "session"))])
+if ceiling_rows:
+    table = with_fraction_of_ceiling(table, CEILING_ROW)
 save_table(table, "05_ablation", figures_dir)
 labels = ["queries", "loss", "text encoder", "EEG encoder"]
-display(table[labels + ["Recall@1 (instance)", "Recall@5 (instance)", "Recall@5 (class-aware)",
-                        "MAP (instance)", "MAP (class-aware)", "BERTScore F1", "CLIPScore AUC"]].round(3))
+display(table[labels + ["Recall@5 (instance)", "Recall@1 (class-aware)", "MAP (instance)", "MAP (class-aware)",
+                        "BLEU-4", "BERTScore F1", "CLIPScore AUC"]].round(3))
 display(table[labels + ["trainable EEG params", "trainable text params", "seconds per epoch",
                         "process peak memory MB"]].dropna(subset=["trainable EEG params"]))
 

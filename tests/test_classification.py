@@ -79,7 +79,7 @@ def test_classical_references_see_only_the_training_split(data, monkeypatch, nam
 
     monkeypatch.setattr(classification, "make_classical", recording_make)
     run = run_classification(data, split, name, TrainConfig(), n_boot=20, n_perm=20, progress=False)
-    train_features = classification._features(data, np.asarray(split.train))
+    train_features = classification.trial_features(data, np.asarray(split.train))
     assert len(seen["scaler"]) == 1
     np.testing.assert_array_equal(seen["scaler"][0], train_features)
     assert seen["estimator"] and all(len(X) == len(split.train) for X in seen["estimator"])

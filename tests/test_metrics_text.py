@@ -104,3 +104,14 @@ def test_bertscore_of_repeated_pairs_equals_scoring_each_pair():
     for i in range(len(cands)):
         alone = bertscore([cands[i]], [refs[i]])
         np.testing.assert_allclose(together.iloc[i].to_numpy(), alone.iloc[0].to_numpy(), atol=1e-5)
+
+
+def test_bleu_matches_a_hand_computation():
+    from eegkit.metrics import bleu
+
+    # Unigram precision 5/6, bigram precision 3/5 ("the cat", "on the", "the mat"),
+    # equal lengths (brevity penalty 1): BLEU-2 = sqrt(5/6 * 3/5) = sqrt(1/2).
+    assert bleu(["the cat sat on the mat"], ["the cat is on the mat"], n_gram=2) == pytest.approx(0.5 ** 0.5, abs=1e-4)
+    assert bleu(["a red bird on the left"], ["a red bird on the left"]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="one reference per candidate"):
+        bleu(["a", "b"], ["a"])

@@ -18,7 +18,7 @@ from eegkit.retrieval.model import (
     encode_trials,
     load_encoder_weights,
 )
-from eegkit.retrieval.runner import caption_texts
+from eegkit.retrieval.clip import caption_texts
 from eegkit.retrieval.textencoder import CaptionEncoder
 
 CAPTIONS = [f"a small red cat number {i}" for i in range(8)]

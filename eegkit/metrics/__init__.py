@@ -26,6 +26,7 @@ from eegkit.metrics.retrieval import (
     RETRIEVAL_KS,
 )
 from eegkit.metrics.text import (
+    bleu,
     bertscore,
     bertscore_summary,
     clip_score,
@@ -54,6 +55,7 @@ __all__ = [
     "per_class_map",
     "RETRIEVAL_KS",
     "bertscore",
+    "bleu",
     "bertscore_summary",
     "clip_score",
     "matched_mismatched_scores",

@@ -98,6 +98,37 @@ def bertscore(candidates, references, model_type: str | None = None,
     return scores
 
 
+def bleu(candidates, references, n_gram: int = 4) -> float:
+    """Corpus BLEU of the top-ranked captions against the true ones (Papineni et al. 2002).
+
+    Wraps ``torchmetrics.functional.text.bleu_score`` (one reference per candidate,
+    no smoothing): clipped n-gram precisions up to ``n_gram`` pooled over the corpus,
+    their geometric mean, times the brevity penalty.
+
+    Parameters
+    ----------
+    candidates : sequence of str
+        The caption ranked first for each query.
+    references : sequence of str
+        The query's true caption, same length.
+    n_gram : int, default=4
+
+    Returns
+    -------
+    bleu : float
+        In [0, 1]; 1 when every candidate equals its reference.
+    """
+    from torchmetrics.functional.text import bleu_score
+
+    candidates, references = list(candidates), list(references)
+    if len(candidates) != len(references):
+        raise ValueError(f"{len(candidates)} candidates but {len(references)} references; give one "
+                         "reference per candidate")
+    if not candidates:
+        raise ValueError("no candidates to score")
+    return float(bleu_score(candidates, [[r] for r in references], n_gram=n_gram))
+
+
 def bertscore_summary(scores: pd.DataFrame, threshold: float = 0.7,
                       model_name: str | None = None) -> dict:
     """Mean BERTScore and the share of pairs above an F1 threshold, with the model used.

@@ -55,6 +55,25 @@ def binned_features(X: np.ndarray, sfreq: float, bin_seconds: float = 0.05) -> n
     return (sums / np.diff(edges)).reshape(n_trials, n_chans * n_bins).astype(np.float32)
 
 
+def trial_features(data, rows, chunk: int = 512, bin_seconds: float = 0.05) -> np.ndarray:
+    """:func:`binned_features` of some trials of an ``EEGData``, read ``chunk`` at a time.
+
+    Parameters
+    ----------
+    data : eegkit.data.EEGData
+    rows : sequence of int
+        Row positions in ``data.trials``.
+
+    Returns
+    -------
+    features : ndarray, shape (len(rows), n_chans * n_bins), float32
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    parts = [binned_features(data.get_trials(rows[start:start + chunk]), data.sfreq, bin_seconds)
+             for start in range(0, len(rows), chunk)]
+    return np.concatenate(parts)
+
+
 @dataclass
 class SubjectStandardizer:
     """Per-subject z-scoring of features, fitted on training trials only.

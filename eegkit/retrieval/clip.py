@@ -299,6 +299,14 @@ def caption_bank(trials) -> pd.DataFrame:
     return trials[columns].drop_duplicates("caption_id").sort_values("caption_id").reset_index(drop=True)
 
 
+def caption_texts(data) -> list[str]:
+    """Every caption, indexed by caption id."""
+    table = data.captions.drop_duplicates("caption_id").sort_values("caption_id")
+    if not np.array_equal(table["caption_id"].to_numpy(), np.arange(len(table))):
+        raise ValueError("caption ids are not 0..n-1; load the data with eegkit.load_dataset")
+    return list(table["caption"])
+
+
 def image_queries(trials) -> pd.DataFrame:
     """The unique images of some trials, as queries for image-to-caption retrieval.
 

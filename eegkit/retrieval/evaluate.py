@@ -35,9 +35,11 @@ class RankedCaptions:
         ``caption`` (the true caption), in query order.
     bank : DataFrame
         The unique captions ranked, with ``caption_id``, ``category``, ``caption``.
-    query_emb : ndarray, shape (n_queries, dim)
-        Unit-norm query embeddings.
-    bank_emb : ndarray, shape (n_bank, dim)
+    similarity : ndarray, shape (n_queries, n_bank)
+        The scores the bank was ranked by (cosine similarity of the embeddings).
+    query_emb : ndarray, shape (n_queries, dim), or None
+        Unit-norm query embeddings (None for :func:`rank_by_scores`).
+    bank_emb : ndarray, shape (n_bank, dim), or None
         Unit-norm caption embeddings, in bank order.
     per_query : DataFrame
         :func:`eegkit.metrics.retrieval_scores` of every query.
@@ -45,30 +47,37 @@ class RankedCaptions:
         :func:`eegkit.metrics.summarize_retrieval`: value, chance and 95 % CI per score.
     bertscore : DataFrame or None
         BERTScore of each query's top-ranked caption against its true caption.
+    bleu : float or None
+        Corpus BLEU-4 of the top-ranked captions against the true ones.
     matched, mismatched : ndarray, shape (n_queries,), or None
         CLIPScore with the true caption and with a caption of another category.
     """
 
     queries: pd.DataFrame
     bank: pd.DataFrame
-    query_emb: np.ndarray
-    bank_emb: np.ndarray
+    similarity: np.ndarray
+    query_emb: np.ndarray | None
+    bank_emb: np.ndarray | None
     per_query: pd.DataFrame
     scores: pd.DataFrame | None = None
     bertscore: pd.DataFrame | None = None
+    bleu: float | None = None
     matched: np.ndarray | None = None
     mismatched: np.ndarray | None = None
 
     def top_captions(self, query_index, k: int = 5) -> list[np.ndarray]:
         """The ``k`` best-ranked captions (text) of each query in ``query_index``."""
-        sim = self.query_emb[np.asarray(query_index)] @ self.bank_emb.T
+        sim = self.similarity[np.asarray(query_index)]
         order = np.argsort(-sim, axis=1, kind="stable")[:, :k]
         captions = self.bank["caption"].to_numpy()
         return [captions[row] for row in order]
 
     def text_row(self) -> dict:
-        """BERTScore and CLIPScore columns of this ranking's table row."""
-        return text_scores_row(self.bertscore, self.matched, self.mismatched)
+        """BLEU, BERTScore and CLIPScore columns of this ranking's table row."""
+        row = text_scores_row(self.bertscore, self.matched, self.mismatched)
+        if self.bleu is not None:
+            row["BLEU-4"] = self.bleu
+        return row
 
 
 def rank_captions(
@@ -103,19 +112,42 @@ def rank_captions(
     ranked : RankedCaptions
     """
     sim = metrics.cosine_similarity(query_emb, bank_emb)
+    ranked = _ranked(sim, queries, bank, np.asarray(query_emb), np.asarray(bank_emb), n_boot, seed,
+                     bertscore_model)
+    if n_boot is not None:
+        truth = metrics.caption_bank_index(queries["caption_id"], bank["caption_id"])
+        ranked.matched, ranked.mismatched = metrics.matched_mismatched_scores(query_emb, bank_emb, truth,
+                                                                              seed=seed)
+    return ranked
+
+
+def rank_by_scores(scores: np.ndarray, queries: pd.DataFrame, bank: pd.DataFrame, *,
+                   n_boot: int | None = 1000, seed: int = 0,
+                   bertscore_model: str | None | bool = None) -> RankedCaptions:
+    """:func:`rank_captions` for rankers that give scores but no embeddings.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (n_queries, n_bank)
+        Higher ranks first; equal scores are ties (scored at their expected value).
+    queries, bank, n_boot, seed, bertscore_model
+        As for :func:`rank_captions`. There is no CLIPScore: no embedding to compare.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    return _ranked(scores, queries, bank, None, None, n_boot, seed, bertscore_model)
+
+
+def _ranked(sim, queries, bank, query_emb, bank_emb, n_boot, seed, bertscore_model) -> RankedCaptions:
     per_query = metrics.retrieval_scores(sim, queries["caption_id"], queries["category"],
                                          bank["caption_id"], bank["category"])
-    ranked = RankedCaptions(queries, bank, np.asarray(query_emb), np.asarray(bank_emb), per_query)
+    ranked = RankedCaptions(queries, bank, sim, query_emb, bank_emb, per_query)
     if n_boot is None:
         return ranked
     ranked.scores = metrics.summarize_retrieval(per_query, n_boot=n_boot, seed=seed)
+    top = list(bank["caption"].to_numpy()[per_query["top1"].to_numpy()])
+    ranked.bleu = metrics.bleu(top, list(queries["caption"]))
     if bertscore_model is not False:
-        top = bank["caption"].to_numpy()[per_query["top1"].to_numpy()]
-        ranked.bertscore = metrics.bertscore(list(top), list(queries["caption"]),
-                                             model_type=bertscore_model or None)
-    truth = metrics.caption_bank_index(queries["caption_id"], bank["caption_id"])
-    ranked.matched, ranked.mismatched = metrics.matched_mismatched_scores(query_emb, bank_emb, truth,
-                                                                          seed=seed)
+        ranked.bertscore = metrics.bertscore(top, list(queries["caption"]), model_type=bertscore_model or None)
     return ranked
 
 
@@ -194,6 +226,29 @@ def text_scores_row(bertscore: pd.DataFrame | None, matched=None, mismatched=Non
 def reference_labels(queries: str, protocol: str) -> dict:
     """Label columns of a row that is not a trained configuration (images, ceiling, chance)."""
     return {"queries": queries, "loss": "-", "text encoder": "-", "EEG encoder": "-", "protocol": protocol}
+
+
+def with_fraction_of_ceiling(table: pd.DataFrame, ceiling_queries: str,
+                             metric_names=VERDICT_METRICS + ("MAP (instance)", "MAP (class-aware)")) -> pd.DataFrame:
+    """Add ``<metric> / ceiling`` columns: each row's score over the ideal observer's.
+
+    Parameters
+    ----------
+    table : DataFrame
+        An ablation table with a row whose ``queries`` is ``ceiling_queries``.
+    ceiling_queries : str
+        The ``queries`` label of the ideal observer's row.
+    metric_names : sequence of str
+        Score columns to divide.
+    """
+    ceiling = table[table["queries"] == ceiling_queries]
+    if len(ceiling) != 1:
+        raise ValueError(f"expected one row with queries == {ceiling_queries!r}, found {len(ceiling)}")
+    out = table.copy()
+    for name in metric_names:
+        if name in out:
+            out[f"{name} / ceiling"] = out[name] / float(ceiling[name].iloc[0])
+    return out
 
 
 def ablation_table(rows: list[dict]) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from eegkit.data.loading import EEGData
 from eegkit.data.splits import Split
 from eegkit.data.torchdata import EEGTrialDataset, SplitDatasets
 from eegkit.models import subject_lookup
-from eegkit.retrieval.clip import Clip, caption_bank, embed_images, embed_texts
+from eegkit.retrieval.clip import Clip, caption_bank, caption_texts, embed_images, embed_texts
 from eegkit.retrieval.evaluate import RankedCaptions, rank_captions, scores_row
 from eegkit.retrieval.losses import TERM_LABELS, CombinedLoss, make_loss, teacher_distribution
 from eegkit.retrieval.model import EEGCaptionModel, RetrievalObjective, _encoded, embed_eeg, load_encoder_weights
@@ -165,14 +165,6 @@ class RetrievalRun:
             "process peak memory MB": self.peak_memory_mb,
         })
         return row
-
-
-def caption_texts(data: EEGData) -> list[str]:
-    """Every caption, indexed by caption id."""
-    table = data.captions.drop_duplicates("caption_id").sort_values("caption_id")
-    if not np.array_equal(table["caption_id"].to_numpy(), np.arange(len(table))):
-        raise ValueError("caption ids are not 0..n-1; load the data with eegkit.load_dataset")
-    return list(table["caption"])
 
 
 def _peak_memory_mb(device: torch.device) -> float:

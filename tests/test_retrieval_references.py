@@ -1,0 +1,46 @@
+"""Task 2B's reference rankers: classify-then-retrieve and the ridge linear map."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eegkit import CATEGORIES
+from eegkit.data.splits import make_split
+from eegkit.retrieval import references
+from eegkit.retrieval.clip import caption_bank
+
+
+def test_classify_then_retrieve_ties_the_captions_of_a_category(small_data):
+    rows = small_data.trials.iloc[make_split(small_data.trials, "session").test]
+    certain = np.full((len(rows), len(CATEGORIES)), -50.0)
+    certain[np.arange(len(rows)), rows["category_id"].to_numpy()] = 0.0  # always the right category
+    ranked = references.classify_then_retrieve(certain, rows, n_boot=20, bertscore_model=False)
+    per_query = ranked.per_query
+    assert (per_query["class_recall@1"] == 1).all()
+    bank = caption_bank(rows)
+    n_in_category = rows["category"].map(bank["category"].value_counts()).to_numpy()
+    # instance Recall@1 is the expected value of a random pick among the tied captions
+    np.testing.assert_allclose(per_query["recall@1"], 1 / n_in_category)
+    assert ranked.bleu is not None and ranked.matched is None  # no embeddings, no CLIPScore
+    with pytest.raises(ValueError, match="rows of log_proba"):
+        references.classify_then_retrieve(certain[:-1], rows)
+
+
+def test_linear_map_is_fitted_on_the_training_split_and_chosen_on_validation(small_data, random_clip,
+                                                                           monkeypatch):
+    split = make_split(small_data.trials, "session")
+    fitted = []
+    original = references.Ridge.fit
+    monkeypatch.setattr(references.Ridge, "fit", lambda self, X, y: fitted.append(len(X)) or original(self, X, y))
+    scaled = []
+    original_scaler = references.SubjectStandardizer.fit.__func__
+    monkeypatch.setattr(references.SubjectStandardizer, "fit", classmethod(
+        lambda cls, features, subject: scaled.append(len(features)) or original_scaler(cls, features, subject)))
+    linear = references.linear_map_retrieval(small_data, split, random_clip, alphas=(1.0, 1e3), n_boot=20,
+                                             bertscore_model=False)
+    assert fitted == [len(split.train)] * 2 and scaled == [len(split.train)]
+    assert linear.alpha in (1.0, 1e3) and list(linear.validation["alpha"]) == [1.0, 1e3]
+    assert len(linear.test.per_query) == len(split.test)
+    assert {"Recall@5 (instance)", "Recall@1 (class-aware)"} <= set(linear.test.scores["metric"])
+    assert linear.test.matched is not None
