@@ -10,8 +10,12 @@ from eegkit.retrieval.clip import (
     embed_texts,
     image_queries,
 )
+import pytest
+import torch
+
 from eegkit.twin.twinclip import (
     TWIN_CLIP_PRESETS,
+    TwinClipLoss,
     pretraining_specs,
     twin_clip_key,
 )
@@ -38,3 +42,25 @@ def test_twin_clip_retrieves_held_out_images_far_above_chance(twin_clip_tiny, ti
     rank = (sim > sim[np.arange(len(queries)), truth][:, None]).sum(1)
     recall5, chance5 = (rank < 5).mean(), 5 / len(bank)
     assert recall5 > 8 * chance5, (recall5, chance5)
+
+
+def test_twin_clip_loss_targets_spread_over_the_category():
+    categories = torch.tensor([0, 0, 1, 0])
+    targets = TwinClipLoss(category_weight=0.6).get_targets(categories)
+    torch.testing.assert_close(targets.sum(1), torch.ones(4))
+    # own pair: 0.4 + 0.6 / 3; another pair of the category: 0.6 / 3; other category: 0
+    torch.testing.assert_close(targets[0], torch.tensor([0.6, 0.2, 0.0, 0.2]))
+    torch.testing.assert_close(targets[2], torch.tensor([0.0, 0.0, 1.0, 0.0]))
+
+
+def test_twin_clip_loss_is_clip_loss_at_weight_zero_and_mixes_its_terms():
+    ce = torch.nn.functional.cross_entropy
+    logits = torch.randn(6, 6, generator=torch.Generator().manual_seed(0))
+    categories = torch.tensor([0, 1, 0, 2, 1, 0])
+    match = torch.arange(6)
+    torch.testing.assert_close(TwinClipLoss(category_weight=0.0)(logits, categories),
+                               (ce(logits, match) + ce(logits.T, match)) / 2)
+    terms = TwinClipLoss(category_weight=0.3)(logits, categories, output_dict=True)
+    torch.testing.assert_close(terms["loss"], 0.7 * terms["instance_loss"] + 0.3 * terms["category_loss"])
+    with pytest.raises(ValueError, match="category_weight must lie in"):
+        TwinClipLoss(category_weight=1.0)
