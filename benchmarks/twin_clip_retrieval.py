@@ -3,33 +3,35 @@
 Trains a twin CLIP with the default config (optionally overridden) without the
 experiment's captions, then scores image-to-caption retrieval on the session split's
 test part and prints the category share of caption- and image-embedding variance
-(:func:`eegkit.embedding_stats.category_variance_share`), the training time and the
+(:func:`eegkit.metrics.embeddings.category_variance_share`), the training time and the
 process CPU time.
 
     python benchmarks/twin_clip_retrieval.py run-name
     python benchmarks/twin_clip_retrieval.py run-name '{"epochs": 9, "category_weight": 0.6}'
     python benchmarks/twin_clip_retrieval.py ensure   # load_clip("twin"), pretraining once
 
-The trained model goes to /tmp/clipv2/runs/<run-name>; the twin is read from (or
+The trained model goes to build/twin-clip-runs/<run-name>; the twin is read from (or
 written once into) ``$EEGKIT_CACHE``.
 """
-import json, sys, time
+
+import json
+import resource
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
+
 import numpy as np
+
 import eegkit
 from eegkit import metrics
-from eegkit.retrieval.clip import caption_bank, embed_images, embed_texts, image_queries, load_clip
-from eegkit.embedding_stats import category_variance_share
 from eegkit.data.splits import make_split
-from eegkit.twin.twinclip import TWIN_CLIP_PRESETS, pretrain_twin_clip, ensure_twin_clip
+from eegkit.retrieval import image_retrieval, load_clip
+from eegkit.twin.twinclip import TWIN_CLIP_PRESETS, pretrain_twin_clip
 
 name, overrides = sys.argv[1], json.loads(sys.argv[2] if len(sys.argv) > 2 else "{}")
 data = eegkit.open_dataset("", twin_preset="default", seed=0, subjects="handout")
-split = make_split(data.trials, "session", seed=0)
-rows = data.trials.iloc[split.test]
-queries, bank = image_queries(rows), caption_bank(rows)
-print(f"{len(rows)} trials, {len(queries)} images, {len(bank)} captions", flush=True)
+rows = data.trials.iloc[make_split(data.trials, "session", seed=0).test]
 if name == "ensure":  # the real code path: load_clip("twin") as notebook 04 does
     t = time.time()
     clip = load_clip("twin", exclude_captions=data.captions.caption)
@@ -37,7 +39,7 @@ if name == "ensure":  # the real code path: load_clip("twin") as notebook 04 doe
 else:
     config = replace(TWIN_CLIP_PRESETS["default"], **overrides)
     print(config, flush=True)
-    out = Path("/tmp/clipv2/runs") / name
+    out = Path("build/twin-clip-runs") / name
     t = time.time()
     pretrain_twin_clip(out, data.captions.caption, config, progress=False)
     print("pretrain wall s", round(time.time() - t, 1), flush=True)
@@ -45,13 +47,14 @@ else:
 info = json.loads((Path(clip.path) / "eegkit_twin_clip.json").read_text())
 print("train_seconds", info["train_seconds"], "n_pairs", info["n_pairs"])
 for k in ("epoch_loss", "epoch_instance_loss", "epoch_category_loss"):
-    if k in info: print(k, np.round(info[k], 3).tolist())
-E = embed_images(clip, list(queries.image_path), cache_dir=False, progress=False)
-T = embed_texts(clip, list(bank.caption), cache_dir=False, progress=False)
-sim = metrics.cosine_similarity(E, T)
-per_query = metrics.retrieval_scores(sim, queries.caption_id, queries.category, bank.caption_id, bank.category)
-scores = metrics.summarize_retrieval(per_query, n_boot=200, seed=0)
-print(scores[["metric", "value", "ci_low", "ci_high", "chance"]].round(3).to_string(index=False))
-print("category variance share (captions)", round(category_variance_share(T, bank.category), 3))
-print("category variance share (images)", round(category_variance_share(E, queries.category), 3))
-import resource; r = resource.getrusage(resource.RUSAGE_SELF); print("process CPU s", round(r.ru_utime + r.ru_stime, 1))
+    if k in info:
+        print(k, np.round(info[k], 3).tolist())
+ranked = image_retrieval(clip, rows, n_boot=200, seed=0, bertscore_model=False)
+print(f"{len(rows)} trials, {len(ranked.queries)} images, {len(ranked.bank)} captions")
+print(ranked.scores[["metric", "value", "ci_low", "ci_high", "chance"]].round(3).to_string(index=False))
+print("category variance share (captions)",
+      round(metrics.category_variance_share(ranked.bank_emb, ranked.bank.category), 3))
+print("category variance share (images)",
+      round(metrics.category_variance_share(ranked.query_emb, ranked.queries.category), 3))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print("process CPU s", round(usage.ru_utime + usage.ru_stime, 1))

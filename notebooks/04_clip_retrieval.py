@@ -48,7 +48,6 @@ from IPython.display import Markdown, display
 import eegkit
 from eegkit import metrics
 from eegkit.data.splits import make_split
-from eegkit.embedding_stats import category_variance_share
 from eegkit.report import plots, save_figure, save_table
 from eegkit.retrieval import example_queries, image_retrieval, load_clip
 from eegkit.train import resolve_device
@@ -87,7 +86,7 @@ print(f"{split_protocol} split, {evaluate_on} part: {len(rows)} trials showing "
 
 # %%
 per_query, scores = ranked.per_query, ranked.scores.copy()
-share = category_variance_share(ranked.bank_emb, bank.category)
+share = metrics.category_variance_share(ranked.bank_emb, bank.category)
 print(f"category explains {share:.1%} of the variance of the {len(bank)} caption embeddings")
 scores = pd.concat([scores, pd.DataFrame([{"metric": "Category variance share (captions)",
                                            "column": "category_variance_share",

@@ -80,10 +80,8 @@ from eegkit.data.splits import make_split
 from eegkit.report import plots, save_figure, save_table
 from eegkit.retrieval import (RetrievalConfig, ablation_table, chance_row, chance_verdicts, example_queries,
                               image_retrieval, load_clip, reference_labels, run_retrieval, scores_row)
-from eegkit.retrieval.evaluate import with_fraction_of_ceiling
+from eegkit.retrieval.evaluate import CEILING_QUERIES, with_fraction_of_ceiling
 from eegkit.retrieval.references import classify_then_retrieve, linear_map_retrieval
-
-CEILING_ROW = "EEG ideal observer (Bayes ceiling)"
 from eegkit.train import TrainConfig, resolve_device
 
 data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
@@ -177,11 +175,11 @@ runs = loss_runs + strategy_runs + eeg_runs
 ceiling_rows = []
 if data.twin is not None:
     ceiling = bayes_ceiling(data, split, n_boot=n_boot, seed=seed)
-    ceiling_rows = [scores_row(ceiling.retrieval, **reference_labels(CEILING_ROW, "session"))]
+    ceiling_rows = [scores_row(ceiling.retrieval, **reference_labels(CEILING_QUERIES, "session"))]
 table = ablation_table([image_row, *ceiling_rows, *reference_rows, *(run.summary_row() for run in runs),
                         chance_row(runs[0].test.scores, **reference_labels("chance (random ranking)", "session"))])
 if ceiling_rows:
-    table = with_fraction_of_ceiling(table, CEILING_ROW)
+    table = with_fraction_of_ceiling(table)
 save_table(table, "05_ablation", figures_dir)
 labels = ["queries", "loss", "text encoder", "EEG encoder"]
 display(table[labels + ["Recall@5 (instance)", "Recall@1 (class-aware)", "MAP (instance)", "MAP (class-aware)",

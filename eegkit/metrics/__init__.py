@@ -25,6 +25,7 @@ from eegkit.metrics.retrieval import (
     per_class_map,
     RETRIEVAL_KS,
 )
+from eegkit.metrics.embeddings import category_variance_share
 from eegkit.metrics.text import (
     bleu,
     bertscore,
@@ -38,6 +39,7 @@ from eegkit.metrics.text import (
 )
 
 __all__ = [
+    "category_variance_share",
     "accuracy",
     "balanced_accuracy",
     "top_k_accuracy",

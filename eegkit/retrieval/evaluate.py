@@ -20,6 +20,8 @@ from eegkit.retrieval.clip import Clip, caption_bank, embed_images, embed_texts,
 
 #: Scores whose confidence interval is compared with chance in :func:`chance_verdicts`.
 VERDICT_METRICS = ("Recall@5 (instance)", "Recall@1 (class-aware)", "Recall@5 (class-aware)")
+#: The ``queries`` label of the ideal observer's row in Task 2B tables.
+CEILING_QUERIES = "EEG ideal observer (Bayes ceiling)"
 #: Label columns of the ablation tables, in order.
 LABEL_COLUMNS = ("queries", "loss", "text encoder", "EEG encoder", "protocol")
 
@@ -228,7 +230,7 @@ def reference_labels(queries: str, protocol: str) -> dict:
     return {"queries": queries, "loss": "-", "text encoder": "-", "EEG encoder": "-", "protocol": protocol}
 
 
-def with_fraction_of_ceiling(table: pd.DataFrame, ceiling_queries: str,
+def with_fraction_of_ceiling(table: pd.DataFrame, ceiling_queries: str = CEILING_QUERIES,
                              metric_names=VERDICT_METRICS + ("MAP (instance)", "MAP (class-aware)")) -> pd.DataFrame:
     """Add ``<metric> / ceiling`` columns: each row's score over the ideal observer's.
 

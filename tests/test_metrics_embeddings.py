@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eegkit.embedding_stats import category_variance_share
+from eegkit.metrics.embeddings import category_variance_share
 
 
 def test_share_matches_a_hand_computation():
