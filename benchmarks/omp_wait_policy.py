@@ -85,7 +85,7 @@ def main() -> None:
             print(f"repeat {repeat + 1}, {name:<24} {times[name][-1]:8.1f} ms per step",
                   flush=True)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"\n| policy | ms per step, each run | median |\n|:--|:--|--:|")
+    print("\n| policy | ms per step, each run | median |\n|:--|:--|--:|")
     for name, values in times.items():
         print(f"| {name} | {', '.join(f'{v:.0f}' for v in values)} | "
               f"{statistics.median(values):.0f} |")

@@ -63,7 +63,7 @@ def run_key(data: EEGData, split: Split, settings: dict, state: dict[str, torch.
 
 #: The pip command that replaces a CPU-only torch with a CUDA 12.x build of the same
 #: version (also ``make venv TORCH_INDEX=...``; see the README).
-CUDA_TORCH_INSTALL = ("pip install --force-reinstall torch==2.13.0 "
+CUDA_TORCH_INSTALL = ("pip install torch==2.13.0+cu128 "
                       "--index-url https://download.pytorch.org/whl/cu128")
 
 
@@ -97,9 +97,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if torch.version.cuda is None:
             raise ValueError(
                 f"device={str(device)!r} but this torch ({torch.__version__}) has no CUDA: "
-                f"install a CUDA build ({CUDA_TORCH_INSTALL}, or `make venv "
-                "TORCH_INDEX=https://download.pytorch.org/whl/cu128` on a new .venv) or use "
-                "device='auto'")
+                f"install a CUDA build ({CUDA_TORCH_INSTALL}; in the checkout, `make venv "
+                "TORCH_INDEX=https://download.pytorch.org/whl/cu128`) or use device='auto'")
         if not torch.cuda.is_available():
             raise ValueError(
                 f"device={str(device)!r} but torch {torch.__version__} finds no CUDA GPU "
