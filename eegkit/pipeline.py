@@ -11,11 +11,20 @@ the files it wrote then still exist.
 ``--force`` runs everything. Each run also writes ``<figures_dir>/run_info.json``
 (data, device, git commit, and when each notebook last ran), which the reports read.
 
-Command line::
+Paths never depend on the folder the command runs in: every path parameter
+(``data_dir``, ``figures_dir``, ``checkpoint_dir``) reaches a notebook as an absolute
+path. Relative paths in a parameters file are taken from the repository root, those
+given with ``-p`` from the current folder (as any path on a command line), and a
+notebook's own default (``"../figures"``) from ``notebooks/``; ``~`` is expanded.
+A parameter that no notebook declares is an error naming the closest valid one.
 
-    python -m eegkit.pipeline run --params report/params.yaml      # make report
-    python -m eegkit.pipeline run --params report/params.yaml --force
-    python -m eegkit.pipeline report --params report/params.yaml   # the two PDFs
+Command line (``python -m eegkit.pipeline <command> --help`` lists each one's options)::
+
+    python -m eegkit.pipeline run                                  # make report (report/params.yaml)
+    python -m eegkit.pipeline run --force
+    python -m eegkit.pipeline run --only 01 -p data_dir=/path/to/ds005589
+    python -m eegkit.pipeline report                               # the two PDFs
+    python -m eegkit.pipeline report --figures other/ --out other/
     python -m eegkit.pipeline render --params tests/notebook_params.yaml \\
         --out build/nbmake                                           # make test
 """
@@ -23,6 +32,8 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
 import hashlib
 import json
 import os
@@ -42,8 +53,18 @@ from papermill.exceptions import PapermillExecutionError
 from papermill.parameterize import parameterize_notebook
 
 CODE_DIR = Path(__file__).resolve().parent
-NOTEBOOKS_DIR = CODE_DIR.parent / "notebooks"
+#: The checkout: relative paths of a parameters file are taken from here.
+REPO_DIR = CODE_DIR.parent
+NOTEBOOKS_DIR = REPO_DIR / "notebooks"
+#: Defaults of the command line: the parameters of ``make report`` and its folders.
+DEFAULT_PARAMS = REPO_DIR / "report" / "params.yaml"
+DEFAULT_OUT = REPO_DIR / "build" / "notebooks"
+DEFAULT_FIGURES = REPO_DIR / "figures"
+DEFAULT_REPORT_DIR = REPO_DIR / "report"
 PATH_PARAMETERS = ("data_dir", "figures_dir", "checkpoint_dir")
+#: Parameters :func:`run` reads itself (to find the data and the device), whichever
+#: notebooks declare them.
+RUN_PARAMETERS = ("data_dir", "twin_preset", "seed", "device", "figures_dir")
 #: The record of successful runs, in the folder of the executed notebooks.
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -59,7 +80,12 @@ _RESULT_NAME = re.compile(r"""["'](\d\d_[\w.-]+)["']""")
 
 
 class NotebookFailed(RuntimeError):
-    """A notebook raised; the message names the notebook and the failing cell."""
+    """A notebook raised; the message names the notebook, the failing cell and the
+    executed copy that holds the traceback."""
+
+
+class ParameterError(ValueError):
+    """A parameters file, a ``-p`` or an ``--only`` names something no notebook has."""
 
 
 def list_notebooks(notebooks_dir: str | Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -67,18 +93,149 @@ def list_notebooks(notebooks_dir: str | Path = NOTEBOOKS_DIR) -> list[Path]:
     return sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.py"))
 
 
-def read_params(path: str | Path) -> dict:
-    """Read a parameters file and make its paths absolute (relative to the cwd).
+def _absolute(value, base_dir: str | Path):
+    """A path parameter as an absolute path string: ``~`` expanded, a relative path
+    taken from ``base_dir``; empty values (``""``: not given) are kept."""
+    if not value:
+        return value
+    path = Path(str(value)).expanduser()
+    return str(path if path.is_absolute() else (Path(base_dir) / path).resolve())
+
+
+def read_params(path: str | Path, base_dir: str | Path = REPO_DIR) -> dict:
+    """Read a parameters file and make its path parameters absolute.
 
     The file maps parameter names to values; a ``notebooks`` key may hold
     per-notebook overrides keyed by notebook stem (``01_data_exploration``).
+
+    Parameters
+    ----------
+    path : path-like
+        The YAML file.
+    base_dir : path-like, default=the repository root
+        Relative ``data_dir``, ``figures_dir`` and ``checkpoint_dir`` values are taken
+        from here (not from the current folder); ``~`` is expanded.
+
+    Returns
+    -------
+    params : dict
     """
     params = yaml.safe_load(Path(path).read_text()) or {}
-    for section in [params, *params.get("notebooks", {}).values()]:
+    if not isinstance(params, dict):
+        raise ParameterError(f"{path} must map parameter names to values, not hold a "
+                             f"{type(params).__name__}")
+    for section in [params, *(params.get("notebooks") or {}).values()]:
         for key in PATH_PARAMETERS:
-            if section.get(key):
-                section[key] = str(Path(section[key]).resolve())
+            if section and section.get(key):
+                section[key] = _absolute(section[key], base_dir)
     return params
+
+
+def parse_overrides(pairs: list[str], base_dir: str | Path | None = None) -> dict:
+    """Parameters given on the command line as ``NAME=VALUE`` (``-p``).
+
+    Values are read as YAML (``2``, ``[wang_fc, eegnet]``, ``true``), except path
+    parameters, which stay strings and are made absolute from ``base_dir`` (default:
+    the current folder), ``~`` expanded. An empty value is ``""``.
+    """
+    base_dir = Path.cwd() if base_dir is None else base_dir
+    overrides = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise ParameterError(f"-p {pair!r}: write -p NAME=VALUE, e.g. "
+                                 "-p data_dir=/path/to/ds005589 or -p max_epochs=2")
+        if name in PATH_PARAMETERS:
+            overrides[name] = _absolute(text.strip(), base_dir)
+        else:
+            value = yaml.safe_load(text) if text.strip() else ""
+            overrides[name] = "" if value is None else value
+    return overrides
+
+
+def _closest(name: str, valid) -> str:
+    close = difflib.get_close_matches(name, sorted(valid), n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return "valid names: " + ", ".join(sorted(valid))
+
+
+def declared_by_notebook(notebooks_dir: str | Path = NOTEBOOKS_DIR) -> dict[str, set[str]]:
+    """Each numbered notebook's declared parameters, keyed by stem."""
+    return {py.stem: declared_parameters(jupytext.read(py)) for py in list_notebooks(notebooks_dir)}
+
+
+def check_params(params: dict, notebooks_dir: str | Path = NOTEBOOKS_DIR,
+                 source: str = "parameters") -> None:
+    """Refuse a parameter that no notebook declares, so a typo cannot be ignored.
+
+    Valid top-level names are those declared in the ``parameters`` cell of at least
+    one notebook (and those :func:`run` reads itself: :data:`RUN_PARAMETERS`); keys
+    of the ``notebooks`` section must be notebook stems, and their names must be
+    declared by that notebook.
+
+    Parameters
+    ----------
+    params : dict
+        As from :func:`read_params` or :func:`parse_overrides`.
+    notebooks_dir : path-like, default=the repository's ``notebooks/``
+    source : str, default="parameters"
+        Where the parameters came from (a file name, ``"-p"``), for the message.
+
+    Raises
+    ------
+    ParameterError
+        Naming the unknown key and the closest valid one.
+    """
+    declared = declared_by_notebook(notebooks_dir)
+    every = set(RUN_PARAMETERS).union(*declared.values())
+    for name in params:
+        if name != "notebooks" and name not in every:
+            raise ParameterError(
+                f"{source}: unknown parameter {name!r}; {_closest(name, every)} "
+                "(a parameter must be declared in the parameters cell of a notebook)")
+    sections = params.get("notebooks") or {}
+    if not isinstance(sections, dict):
+        raise ParameterError(f"{source}: 'notebooks' must map notebook names to parameters")
+    for stem, section in sections.items():
+        if stem not in declared:
+            raise ParameterError(f"{source}: 'notebooks' has a section {stem!r}, which is "
+                                 f"no notebook; {_closest(str(stem), declared)}")
+        for name in section or {}:
+            if name not in declared[stem]:
+                raise ParameterError(
+                    f"{source}: unknown parameter {name!r} for {stem}; "
+                    f"{_closest(name, declared[stem])} (declared in its parameters cell)")
+
+
+def select_notebooks(only: list[str] | None = None,
+                     notebooks_dir: str | Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The notebooks ``--only`` names, in their order; all when ``only`` is empty.
+
+    Each name is a number (``1``, ``01``), a stem or its start (``01_data``), or a
+    file name (``01_data_exploration.py``).
+
+    Raises
+    ------
+    ParameterError
+        A name matches no notebook; the message lists them.
+    """
+    notebooks = list_notebooks(notebooks_dir)
+    if not only:
+        return notebooks
+    chosen: set[Path] = set()
+    for name in only:
+        key = Path(str(name)).name.removesuffix(".ipynb").removesuffix(".py")
+        key = key.removesuffix(".executed")
+        prefix = f"{int(key):02d}_" if key.isdigit() else key
+        matches = [p for p in notebooks if p.stem == key or p.stem.startswith(prefix)]
+        if not key or not matches:
+            raise ParameterError(
+                f"--only {name!r} matches no notebook in {notebooks_dir}; give a number "
+                f"(01) or a name: {', '.join(p.stem for p in notebooks)}")
+        chosen.update(matches)
+    return [p for p in notebooks if p in chosen]
 
 
 def declared_parameters(notebook: nbformat.NotebookNode) -> set[str]:
@@ -94,12 +251,35 @@ def declared_parameters(notebook: nbformat.NotebookNode) -> set[str]:
     return set()
 
 
-def _chosen_parameters(notebook: nbformat.NotebookNode, stem: str, params: dict) -> dict:
-    """The parameters injected into one notebook: declared by it, overrides applied."""
+def _parameter_defaults(notebook: nbformat.NotebookNode) -> dict:
+    """The literal values assigned in the cell tagged ``parameters``."""
+    for cell in notebook.cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            defaults = {}
+            for node in ast.parse(cell.source).body:
+                if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                        and isinstance(node.targets[0], ast.Name)):
+                    try:
+                        defaults[node.targets[0].id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        pass
+            return defaults
+    return {}
+
+
+def _chosen_parameters(notebook: nbformat.NotebookNode, stem: str, params: dict,
+                       folder: str | Path = NOTEBOOKS_DIR) -> dict:
+    """The parameters injected into one notebook: declared by it, overrides applied,
+    and its own relative path defaults made absolute from its ``folder``."""
     merged = {k: v for k, v in params.items() if k != "notebooks"}
-    merged.update(params.get("notebooks", {}).get(stem, {}))
+    merged.update((params.get("notebooks") or {}).get(stem) or {})
     declared = declared_parameters(notebook)
-    return {k: v for k, v in merged.items() if k in declared}
+    chosen = {k: v for k, v in merged.items() if k in declared}
+    defaults = _parameter_defaults(notebook)
+    for key in PATH_PARAMETERS:
+        if key in declared and key not in chosen and defaults.get(key):
+            chosen[key] = _absolute(defaults[key], folder)
+    return chosen
 
 
 def to_ipynb(py_path: str | Path, params: dict | None = None) -> nbformat.NotebookNode:
@@ -111,14 +291,21 @@ def to_ipynb(py_path: str | Path, params: dict | None = None) -> nbformat.Notebo
     notebook.metadata.setdefault(
         "kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"}
     )
-    chosen = _chosen_parameters(notebook, Path(py_path).stem, params or {})
+    chosen = _chosen_parameters(notebook, Path(py_path).stem, params or {}, Path(py_path).parent)
     if chosen:
         notebook = parameterize_notebook(notebook, chosen)
     return notebook
 
 
 def render(params: dict, out_dir: str | Path, notebooks_dir: str | Path = NOTEBOOKS_DIR) -> list[Path]:
-    """Write every numbered notebook as a parameterised ``.ipynb`` into ``out_dir``."""
+    """Write every numbered notebook as a parameterised ``.ipynb`` into ``out_dir``.
+
+    Raises
+    ------
+    ParameterError
+        ``params`` has a name no notebook declares (see :func:`check_params`).
+    """
+    check_params(params, notebooks_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("*.ipynb"):
@@ -255,9 +442,9 @@ def notebook_inputs(py_path: str | Path, params: dict, code_hash: str,
         digest; ``upstream`` covers the content of :func:`upstream_files`.
     """
     py_path = Path(py_path)
-    chosen = _chosen_parameters(jupytext.read(py_path), py_path.stem, params)
+    chosen = _chosen_parameters(jupytext.read(py_path), py_path.stem, params, py_path.parent)
     upstream = hashlib.sha256()
-    for path in upstream_files(py_path, params.get("figures_dir", "figures")):
+    for path in upstream_files(py_path, params.get("figures_dir") or DEFAULT_FIGURES):
         content = path.read_bytes() if path.is_file() else b"(missing)"
         upstream.update(path.name.encode() + b"\0" + _sha256(content).encode() + b"\0")
     return {
@@ -426,7 +613,8 @@ def run(params: dict, out_dir: str | Path, notebooks_dir: str | Path = NOTEBOOKS
         Folder of the generated and executed ``.ipynb`` files and the manifest.
     notebooks_dir : path-like, default=the repository's ``notebooks/``
     only : list of str, optional
-        Notebook stems to consider; the others are left alone.
+        Notebooks to consider, by number (``01``) or name (see :func:`select_notebooks`);
+        the others are left alone.
     force : bool, default=False
         Run every notebook, up to date or not.
     code_dir : path-like, default=the ``eegkit`` package
@@ -441,10 +629,14 @@ def run(params: dict, out_dir: str | Path, notebooks_dir: str | Path = NOTEBOOKS
     ------
     NotebookFailed
         A notebook raised; earlier notebooks' outputs and records are kept.
+    ParameterError
+        ``params`` has a name no notebook declares, or ``only`` matches no notebook.
     """
     from eegkit import __version__
     from eegkit.twin import resolve_data_root
 
+    check_params(params, notebooks_dir)
+    selected = select_notebooks(only, notebooks_dir)
     params = dict(params)
     params["data_dir"] = str(resolve_data_root(
         params.get("data_dir") or None,
@@ -454,7 +646,7 @@ def run(params: dict, out_dir: str | Path, notebooks_dir: str | Path = NOTEBOOKS
     data_root = Path(params["data_dir"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = Path(params.get("figures_dir", "figures"))
+    figures = Path(params.get("figures_dir") or DEFAULT_FIGURES)
     manifest_path = out_dir / MANIFEST_NAME
     manifest = read_manifest(manifest_path)
     code_hash = code_fingerprint(code_dir)
@@ -476,9 +668,7 @@ def run(params: dict, out_dir: str | Path, notebooks_dir: str | Path = NOTEBOOKS
     }
     _write_json(figures / RUN_INFO_NAME, info)
     n_ran = n_skipped = n_waiting = 0
-    for py_path in list_notebooks(notebooks_dir):
-        if only and py_path.stem not in only:
-            continue
+    for py_path in selected:
         inputs = notebook_inputs(py_path, params, code_hash, data_hash)
         record = manifest["notebooks"].get(py_path.stem)
         fresh, reason = is_up_to_date(record, inputs, force=force)
@@ -512,7 +702,8 @@ def run(params: dict, out_dir: str | Path, notebooks_dir: str | Path = NOTEBOOKS
             raise NotebookFailed(
                 f"{py_path.name} failed in cell {exc.cell_index} (execution count "
                 f"{exc.exec_count}): {exc.ename}: {exc.evalue}\n--- cell source ---\n"
-                f"{exc.source}"
+                f"{exc.source}\n--- the executed copy, with the traceback and every output "
+                f"up to the failure: {executed.resolve()}"
             ) from exc
         seconds = time.time() - started
         wrote = _new_outputs(figures, started)
@@ -549,51 +740,108 @@ def _remove_outputs(record: dict | None, figures: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _shown(path: Path) -> str:
+    """A default path for ``--help``: relative to the repository when inside it."""
+    try:
+        return f"{path.relative_to(REPO_DIR).as_posix()}/ of this checkout"
+    except ValueError:
+        return str(path)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eegkit.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "render", "report"],
-                        help="run the notebooks, render them as .ipynb, or build the PDFs")
-    parser.add_argument("--params", help="YAML file of notebook parameters (run, render; "
-                        "report reads figures_dir from it)")
-    parser.add_argument("--out", default="build/notebooks", help="folder for the .ipynb files")
-    parser.add_argument("--only", nargs="*", help="notebook stems to run (default: all)")
-    parser.add_argument("--force", action="store_true",
-                        help="run every notebook, even those up to date")
-    parser.add_argument("--figures", help="report: the results folder (default: figures_dir "
-                        "of --params, else figures)")
-    parser.add_argument("--report-dir", default="report",
-                        help="report: folder of the typst sources and the PDFs")
-    parser.add_argument("--reports", nargs="*", help="report: which (default: midterm final)")
-    parser.add_argument("--page-png", help="report: also render page 1 of the last report "
-                        "built to this PNG file")
-    args = parser.parse_args(argv)
-    if args.command == "report":
-        from eegkit.report.pdf import ReportBuildError, build_reports, render_page
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,render,report}")
+    run_cmd = commands.add_parser(
+        "run", help="run the notebooks with papermill, skipping those up to date",
+        description="Run the numbered notebooks with papermill, in order, skipping those "
+        "up to date (see the module docstring of eegkit.pipeline).")
+    render_cmd = commands.add_parser(
+        "render", help="write the notebooks as parameterised .ipynb (for nbmake)",
+        description="Write every numbered notebook as a parameterised .ipynb, without "
+        "running it.")
+    report_cmd = commands.add_parser(
+        "report", help="build report/midterm.pdf and report/final.pdf from the figures",
+        description="Build the PDFs from the results folder (nothing is run).")
+    params_file = _shown(DEFAULT_PARAMS).replace("/ of", " of")
+    for command in (run_cmd, render_cmd):
+        command.add_argument(
+            "--params", default=str(DEFAULT_PARAMS), metavar="FILE",
+            help=f"YAML file of notebook parameters; its relative paths are taken from the "
+            f"repository root (default: {params_file})")
+        command.add_argument(
+            "-p", "--param", dest="overrides", action="append", default=[],
+            metavar="NAME=VALUE",
+            help="set one parameter for every notebook that declares it, over --params; "
+            "repeatable; the value is read as YAML (2, [a, b], true); a relative path is "
+            "taken from the current folder (default: none)")
+        command.add_argument(
+            "--out", default=str(DEFAULT_OUT), metavar="DIR",
+            help="folder of the generated .ipynb files" +
+            (", the executed copies and the run manifest" if command is run_cmd else "") +
+            f" (default: {_shown(DEFAULT_OUT)})")
+    run_cmd.add_argument(
+        "--only", nargs="+", metavar="NOTEBOOK",
+        help="run only these notebooks: a number (01 or 1) or a name (01_data_exploration); "
+        "an unknown one is an error (default: all)")
+    run_cmd.add_argument("--force", action="store_true",
+                         help="run every notebook, even those up to date (default: off)")
+    report_cmd.add_argument(
+        "--params", default=str(DEFAULT_PARAMS), metavar="FILE",
+        help=f"parameters file whose figures_dir is the results folder (default: {params_file})")
+    report_cmd.add_argument(
+        "--figures", metavar="DIR",
+        help="the results folder (default: figures_dir of --params, else "
+        f"{_shown(DEFAULT_FIGURES)})")
+    report_cmd.add_argument(
+        "--report-dir", default=str(DEFAULT_REPORT_DIR), metavar="DIR",
+        help=f"folder of the typst sources (default: {_shown(DEFAULT_REPORT_DIR)})")
+    report_cmd.add_argument(
+        "--out", metavar="DIR",
+        help="folder the PDFs are written to, so a build from other results need not "
+        "overwrite report/*.pdf (default: --report-dir)")
+    report_cmd.add_argument("--reports", nargs="+", choices=["midterm", "final"],
+                            help="which reports (default: midterm final)")
+    report_cmd.add_argument("--page-png", metavar="FILE",
+                            help="also render page 1 of the last report built to this PNG "
+                            "file (default: none)")
+    return parser
 
-        figures = args.figures
-        if figures is None:
-            figures = read_params(args.params).get("figures_dir") if args.params else None
-        try:
-            built = build_reports(figures or "figures", args.report_dir, args.reports)
-            if args.page_png:
-                render_page(built[-1].name, args.page_png, figures or "figures",
-                            args.report_dir)
-                print(f"[eegkit] wrote {args.page_png} (page 1 of {built[-1].pdf})")
-        except ReportBuildError as exc:
-            print(f"[eegkit] ERROR: {exc}", file=sys.stderr)
-            return 1
-        return 0
-    if not args.params:
-        parser.error(f"{args.command} needs --params (e.g. report/params.yaml)")
-    params = read_params(args.params)
-    if args.command == "render":
-        for path in render(params, args.out):
-            print(f"[eegkit] wrote {path}")
-        return 0
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
+        params = read_params(args.params)
+        check_params(params, source=args.params)
+        if args.command == "report":
+            return _report(args, params)
+        overrides = parse_overrides(args.overrides)
+        check_params(overrides, source="-p")
+        params.update(overrides)
+        if args.command == "render":
+            for path in render(params, args.out):
+                print(f"[eegkit] wrote {path}")
+            return 0
         run(params, args.out, only=args.only, force=args.force)
+    except (ParameterError, OSError) as exc:
+        print(f"[eegkit] ERROR: {exc}", file=sys.stderr)
+        return 2
     except NotebookFailed as exc:
+        print(f"[eegkit] ERROR: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _report(args: argparse.Namespace, params: dict) -> int:
+    from eegkit.report.pdf import ReportBuildError, build_reports, render_page
+
+    figures = args.figures or params.get("figures_dir") or str(DEFAULT_FIGURES)
+    try:
+        built = build_reports(figures, args.report_dir, args.reports, out_dir=args.out)
+        if args.page_png:
+            render_page(built[-1].name, args.page_png, figures, args.report_dir)
+            print(f"[eegkit] wrote {args.page_png} (page 1 of {built[-1].pdf})")
+    except ReportBuildError as exc:
         print(f"[eegkit] ERROR: {exc}", file=sys.stderr)
         return 1
     return 0

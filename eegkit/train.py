@@ -61,11 +61,58 @@ def run_key(data: EEGData, split: Split, settings: dict, state: dict[str, torch.
     return update_digest(digest, state or {}).hexdigest()[:12]
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"``: CUDA when present, else CPU."""
-    if device == "auto":
+#: The pip command that replaces a CPU-only torch with a CUDA 12.x build of the same
+#: version (also ``make venv TORCH_INDEX=...``; see the README).
+CUDA_TORCH_INSTALL = ("pip install torch==2.13.0+cu128 "
+                      "--index-url https://download.pytorch.org/whl/cu128")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """The torch device a ``device`` parameter asks for, checked before any training.
+
+    Parameters
+    ----------
+    device : str or torch.device, default="auto"
+        ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``
+        or ``"mps"``.
+
+    Returns
+    -------
+    device : torch.device
+
+    Raises
+    ------
+    ValueError
+        The device is not a torch device name, or this machine or this torch build
+        cannot use it; the message says what to install or to pass ``device="auto"``.
+    """
+    if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device; use 'auto', 'cpu', "
+                         "'cuda' or 'cuda:N'") from exc
+    if chosen.type == "cuda":
+        if torch.version.cuda is None:
+            raise ValueError(
+                f"device={str(device)!r} but this torch ({torch.__version__}) has no CUDA: "
+                f"install a CUDA build ({CUDA_TORCH_INSTALL}; in the checkout, `make venv "
+                "TORCH_INDEX=https://download.pytorch.org/whl/cu128`) or use device='auto'")
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={str(device)!r} but torch {torch.__version__} finds no CUDA GPU "
+                "(no GPU, or no working NVIDIA driver: check `nvidia-smi`); use "
+                "device='auto' or 'cpu'")
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={str(device)!r} but there are {torch.cuda.device_count()} CUDA "
+                f"device(s) (cuda:0 to cuda:{torch.cuda.device_count() - 1}); use one of "
+                "those or device='auto'")
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={str(device)!r} but this machine or torch has no MPS "
+                         "backend; use device='auto' or 'cpu'")
+    return chosen
 
 
 class SubjectBalancedSampler(Sampler[int]):

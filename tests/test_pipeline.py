@@ -13,19 +13,26 @@ import textwrap
 import pytest
 
 from eegkit.pipeline import (
+    DEFAULT_FIGURES,
     MANIFEST_NAME,
     MANIFEST_VERSION,
     RUN_INFO_NAME,
+    REPO_DIR,
     NotebookFailed,
+    ParameterError,
+    check_params,
     code_fingerprint,
     data_fingerprint,
     declared_parameters,
     is_up_to_date,
     list_notebooks,
+    main,
     notebook_inputs,
+    parse_overrides,
     read_manifest,
     read_params,
     run,
+    select_notebooks,
     to_ipynb,
     upstream_files,
 )
@@ -63,11 +70,15 @@ def test_only_declared_parameters_are_injected(tmp_path):
     assert 'figures_dir = "/x"' in injected[0].source
 
 
-def test_read_params_makes_paths_absolute(tmp_path, monkeypatch):
+def test_read_params_makes_paths_absolute_from_the_repository_not_the_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "p.yaml").write_text("figures_dir: out\ndata_dir: ''\nseed: 3\n")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "p.yaml").write_text("figures_dir: out\ndata_dir: ''\nseed: 3\n"
+                                     "checkpoint_dir: ~/ckpt\n")
     params = read_params(tmp_path / "p.yaml")
-    assert params["figures_dir"] == str(tmp_path / "out") and params["data_dir"] == ""
+    assert params["figures_dir"] == str(REPO_DIR / "out") and params["data_dir"] == ""
+    assert params["checkpoint_dir"] == str(tmp_path / "home" / "ckpt")
+    assert read_params(tmp_path / "p.yaml", base_dir=tmp_path)["figures_dir"] == str(tmp_path / "out")
 
 
 def test_a_failing_notebook_stops_the_run_naming_notebook_and_cell(tmp_path, small_root):
@@ -77,8 +88,9 @@ def test_a_failing_notebook_stops_the_run_naming_notebook_and_cell(tmp_path, sma
     write_notebook(notebooks, "02_broken.py", PARAMS_CELL + "# %%\nx = 1\n\n# %%\nraise ValueError('boom')\n")
     write_notebook(notebooks, "03_never.py", PARAMS_CELL + "# %%\nopen('ran', 'w').write('x')\n")
     params = {"data_dir": str(small_root), "figures_dir": str(tmp_path / "figs")}
-    with pytest.raises(NotebookFailed, match=r"02_broken.py failed in cell \d+ .*ValueError: boom"):
+    with pytest.raises(NotebookFailed, match=r"02_broken.py failed in cell \d+ .*ValueError: boom") as failed:
         run(params, tmp_path / "out", notebooks_dir=notebooks)
+    assert str(tmp_path / "out" / "02_broken.executed.ipynb") in str(failed.value)
     assert (tmp_path / "out" / "01_ok.executed.ipynb").is_file()
     assert not (notebooks / "ran").exists()
 
@@ -251,3 +263,118 @@ def test_published_copy_runs_task1_notebooks_and_task2_waits_for_captions(tmp_pa
     assert not list(figures.glob("04_*"))  # nothing of notebook 04, and the stale file is gone
     executed = (tmp_path / "out" / "04_clip_retrieval.executed.ipynb").read_text()
     assert "CaptionsRequired" in executed and "captions.txt" in executed
+
+
+# --- the command line: a student's first hour (issue 15) ---------------------------
+
+def test_a_misspelt_parameter_is_an_error_naming_the_closest(tmp_path, capsys):
+    """In a parameters file, in its per-notebook sections and in -p; nothing runs."""
+    (tmp_path / "p.yaml").write_text("twin_prset: tiny\n")
+    assert main(["run", "--params", str(tmp_path / "p.yaml"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown parameter 'twin_prset'" in err and "did you mean 'twin_preset'?" in err
+    assert not (tmp_path / "o").exists()
+
+    with pytest.raises(ParameterError, match="'n_example_imgs' for 01_data_exploration; "
+                       "did you mean 'n_example_images'"):
+        check_params({"notebooks": {"01_data_exploration": {"n_example_imgs": 3}}})
+    with pytest.raises(ParameterError, match="'max_epochs' for 01_data_exploration"):
+        check_params({"notebooks": {"01_data_exploration": {"max_epochs": 3}}})  # declared by 02 only
+    with pytest.raises(ParameterError, match="'01_data_exploraton', which is no notebook; "
+                       "did you mean '01_data_exploration'"):
+        check_params({"notebooks": {"01_data_exploraton": {}}})
+    check_params({"max_epochs": 2, "notebooks": {"02_baseline": {"max_epochs": 1}}})
+
+    assert main(["render", "--out", str(tmp_path / "o"), "-p", "max_epoch=2"]) == 2
+    assert "-p: unknown parameter 'max_epoch'; did you mean 'max_epochs'?" in capsys.readouterr().err
+
+
+def test_run_reads_every_parameter_file_through_the_check(tmp_path):
+    (tmp_path / "nb").mkdir()
+    write_notebook(tmp_path / "nb", "01_demo.py", PARAMS_CELL + "# %%\nprint(greeting)\n")
+    with pytest.raises(ParameterError, match="'greting'; did you mean 'greeting'"):
+        run({"greting": "hi", "figures_dir": str(tmp_path)}, tmp_path / "out",
+            notebooks_dir=tmp_path / "nb")
+
+
+def test_only_takes_a_number_or_a_name_and_refuses_one_that_matches_nothing(capsys):
+    stems = lambda only: [p.stem for p in select_notebooks(only)]  # noqa: E731
+    assert stems(["01"]) == stems(["1"]) == stems(["01_data"]) == ["01_data_exploration"]
+    assert stems(["03_multihead_classification.py", "02"]) == ["02_baseline",
+                                                              "03_multihead_classification"]
+    assert len(stems(None)) == len(stems([])) == 5
+    with pytest.raises(ParameterError, match="'06' matches no notebook.*01_data_exploration, "
+                       "02_baseline"):
+        select_notebooks(["06"])
+    assert main(["run", "--only", "exploration"]) == 2
+    assert "--only 'exploration' matches no notebook" in capsys.readouterr().err
+
+
+def test_each_command_shows_its_own_options_and_defaults(capsys):
+    def help_of(command):
+        with pytest.raises(SystemExit) as done:
+            main([command, "--help"])
+        assert done.value.code == 0
+        return " ".join(capsys.readouterr().out.split())
+
+    run_help, render_help, report_help = help_of("run"), help_of("render"), help_of("report")
+    assert "--only" in run_help and "--force" in run_help and "-p NAME=VALUE" in run_help
+    assert "default: report/params.yaml of this checkout" in run_help
+    assert "default: build/notebooks/ of this checkout" in run_help
+    assert "--only" not in render_help and "-p NAME=VALUE" in render_help
+    assert "--figures" in report_help and "--out DIR" in report_help
+    assert "default: --report-dir" in report_help and "--only" not in report_help
+
+
+def test_the_readme_recipe_runs_one_notebook_with_absolute_paths(tmp_path, monkeypatch):
+    """`python -m eegkit.pipeline run --only 01 -p data_dir=~/ds`, from any folder: the
+    default parameters file, ~ expanded, every path absolute before a notebook sees it."""
+    seen = {}
+
+    def fake_run(params, out_dir, only=None, force=False):
+        seen.update(params=params, out_dir=out_dir, only=only)
+
+    monkeypatch.setattr("eegkit.pipeline.run", fake_run)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--only", "01", "-p", "data_dir=~/ds", "-p", "seed=3",
+                 "-p", "checkpoint_dir=ckpt"]) == 0
+    params = seen["params"]
+    assert params["data_dir"] == str(tmp_path / "home" / "ds")
+    assert params["checkpoint_dir"] == str(tmp_path / "ckpt")  # -p: from the current folder
+    assert params["figures_dir"] == str(REPO_DIR / "figures")  # report/params.yaml: from the repo
+    assert params["seed"] == 3 and params["twin_preset"] == "default" and seen["only"] == ["01"]
+    assert seen["out_dir"] == str(REPO_DIR / "build" / "notebooks")
+    assert parse_overrides(["models=[wang_fc, eegnet]", "data_dir="]) == {
+        "models": ["wang_fc", "eegnet"], "data_dir": ""}
+    with pytest.raises(ParameterError, match="write -p NAME=VALUE"):
+        parse_overrides(["data_dir"])
+
+
+def test_notebook_path_defaults_reach_it_absolute_whatever_the_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    notebook = to_ipynb(REPO_DIR / "notebooks" / "02_baseline.py", {"seed": 1})
+    injected = next(c for c in notebook.cells if "injected-parameters" in c.metadata.tags)
+    assert f'figures_dir = "{DEFAULT_FIGURES}"' in injected.source
+    assert f'checkpoint_dir = "{REPO_DIR / "build" / "checkpoints"}"' in injected.source
+
+
+def test_the_data_root_expands_a_tilde(tmp_path, monkeypatch):
+    from eegkit.twin import resolve_data_root
+
+    (tmp_path / "ds").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert resolve_data_root("~/ds") == (tmp_path / "ds").resolve()
+
+
+def test_report_writes_the_pdfs_where_out_says(tmp_path, monkeypatch):
+    built = {}
+
+    def fake_build(figures, report_dir, names, out_dir=None):
+        built.update(figures=figures, report_dir=report_dir, out_dir=out_dir)
+        return []
+
+    monkeypatch.setattr("eegkit.report.pdf.build_reports", fake_build)
+    assert main(["report", "--figures", str(tmp_path / "f"), "--out", str(tmp_path / "pdf")]) == 0
+    assert built == {"figures": str(tmp_path / "f"), "report_dir": str(REPO_DIR / "report"),
+                     "out_dir": str(tmp_path / "pdf")}

@@ -91,3 +91,40 @@ def test_a_corrupt_image_is_named_when_embedded(random_clip, tmp_path):
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match=rf"{bad}: not a readable image"):
         embed_images(random_clip, [good, bad], cache_dir=False, progress=False)
+
+
+def test_a_misspelt_hub_id_fails_fast_offline_without_contacting_a_hub(monkeypatch):
+    """HF_HUB_OFFLINE=1: only local files are tried, and the error comes in seconds."""
+    import time
+
+    from transformers import AutoProcessor, CLIPModel  # noqa: F401 (imports not timed)
+
+    import eegkit.retrieval.clip as clip_module
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("a test contacted the hub")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(clip_module, "_probe_hub", no_hub)
+    started = time.perf_counter()
+    with pytest.raises(ClipLoadError, match="eegkit-no-such-org/clip-typo.*Tried local files"):
+        load_clip("eegkit-no-such-org/clip-typo")
+    assert time.perf_counter() - started < 5
+
+
+def test_an_unreachable_hub_is_asked_once_and_named(monkeypatch):
+    """Online (HF_HUB_OFFLINE unset), one probe decides; no download is retried."""
+    import huggingface_hub
+
+    calls = []
+
+    def unreachable(name, timeout=None):
+        calls.append((name, timeout))
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "model_info", unreachable)
+    with pytest.raises(ClipLoadError, match="could not be reached.*HF_HUB_OFFLINE=1"):
+        load_clip("eegkit-no-such-org/clip-typo")
+    assert calls == [("eegkit-no-such-org/clip-typo", 10.0)]

@@ -187,3 +187,28 @@ def test_checkpoints_hold_plain_tensors_and_load_with_weights_only(tmp_path):
         TrainConfig(max_epochs=2, batch_size=16, seed=1), checkpoint=checkpoint, progress=False)
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     assert saved["state"]["best_epoch"] >= 1 and saved["state"]["best_state"]
+
+
+def test_resolve_device_explains_a_cuda_request_torch_cannot_serve(monkeypatch):
+    from eegkit.train import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(ValueError, match=r"device='cuda' but this torch \(.*\) has no CUDA: "
+                       r"install a CUDA build \(pip install .*download.pytorch.org/whl/cu12"
+                       r".*or use device='auto'"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="finds no CUDA GPU.*nvidia-smi"):
+        resolve_device("cuda:0")
+    with pytest.raises(ValueError, match="'gpu' is not a torch device"):
+        resolve_device("gpu")
+
+
+def test_fit_with_an_unusable_device_fails_before_training(monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(ValueError, match="has no CUDA"):
+        fit(small_model(), ClassificationObjective(), EasyTrials(16, 0), EasyTrials(8, 1),
+            TrainConfig(max_epochs=1, device="cuda"), progress=False)

@@ -27,6 +27,10 @@ from tqdm.auto import tqdm
 
 from eegkit._io import atomic_write, default_cache_dir, update_digest
 
+#: Seconds to wait for the hub's one reply that says whether a model id exists, before
+#: any download is tried (the download client retries for about a minute offline).
+HUB_PROBE_TIMEOUT_SECONDS = 10.0
+
 
 class ClipLoadError(OSError):
     """A CLIP checkpoint could not be loaded; the message says what was tried."""
@@ -67,6 +71,41 @@ class Clip:
         return update_digest(hashlib.sha256(), self.model.state_dict()).hexdigest()[:16]
 
 
+def _hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` says so (read now, not at
+    import time as huggingface_hub does)."""
+    values = (os.environ.get(k, "") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(v.strip().upper() in {"1", "ON", "YES", "TRUE"} for v in values)
+
+
+def _probe_hub(name: str, tried: list[str]) -> None:
+    """Ask the hub once whether ``name`` exists; raise :class:`ClipLoadError` at once
+    when it does not or when the hub cannot be reached."""
+    from huggingface_hub import model_info
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        model_info(name, timeout=HUB_PROBE_TIMEOUT_SECONDS)
+    except RepositoryNotFoundError as exc:
+        raise ClipLoadError(
+            f"could not load CLIP {name!r}: it is not in the local cache and the Hugging "
+            "Face hub has no model of that name (or it is private). Check the spelling "
+            "(e.g. 'openai/clip-vit-base-patch32'), pass a save_pretrained folder, or use "
+            "clip_model='twin' for eegkit's own twin CLIP."
+        ) from exc
+    except Exception as exc:  # connection refused, DNS, timeout, proxy: all "unreachable"
+        raise ClipLoadError(
+            f"could not load CLIP {name!r}: it is not in the local cache and the Hugging "
+            f"Face hub could not be reached ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}). Offline, set "
+            "HF_HUB_OFFLINE=1 so that only local files are tried; download the checkpoint "
+            "elsewhere (`huggingface-cli download openai/clip-vit-base-patch32 --local-dir "
+            "clip-b32`), copy the folder here and pass its path (notebook parameter "
+            "clip_model), or use clip_model='twin' for eegkit's own twin CLIP. "
+            "Tried before: " + "; ".join(tried)
+        ) from exc
+
+
 def load_clip(
     name_or_path: str | os.PathLike = "twin",
     *,
@@ -88,7 +127,11 @@ def load_clip(
     device : str or torch.device, default="cpu"
     local_files_only : bool, optional
         Hub ids only: never touch the network. Default: true when ``HF_HUB_OFFLINE``
-        is set; otherwise the local cache is tried first, then the hub.
+        (or ``TRANSFORMERS_OFFLINE``) is ``1``; otherwise the local cache is tried
+        first, then one request (at most :data:`HUB_PROBE_TIMEOUT_SECONDS`) asks the
+        hub whether the id exists, and only then is the checkpoint downloaded. A
+        misspelt id or an unreachable hub fails in seconds, not after a minute of
+        retries.
 
     Returns
     -------
@@ -120,11 +163,13 @@ def load_clip(
             )
         path = str(Path(name).expanduser()) if looks_like_path else name
     if local_files_only is None:
-        local_files_only = bool(os.environ.get("HF_HUB_OFFLINE"))
+        local_files_only = _hub_offline()
 
     tried: list[str] = []
     attempts = [True] if local_files_only or Path(path).is_dir() else [True, False]
     for only_local in attempts:
+        if not only_local:
+            _probe_hub(name, tried)
         try:
             model = CLIPModel.from_pretrained(path, local_files_only=only_local)
             processor = AutoProcessor.from_pretrained(path, local_files_only=only_local)

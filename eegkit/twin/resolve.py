@@ -43,7 +43,7 @@ def resolve_data_root(
     """
     chosen = data_dir or os.environ.get("EEGKIT_DATA")
     if chosen:
-        return Path(chosen).resolve()  # notebooks run in another folder
+        return Path(chosen).expanduser().resolve()  # notebooks run in another folder
     root = Path(cache_dir or default_cache_dir()) / f"twin-{twin_preset}-seed{seed}"
     manifest = root / TWIN_MANIFEST
     if manifest.is_file():
