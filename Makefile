@@ -20,8 +20,8 @@ TORCH_INDEX ?=
 # The twin is cached here (ignored by git); real data is never copied.
 export EEGKIT_CACHE ?= $(CURDIR)/data
 # Idle OpenMP threads sleep instead of spinning, so a busy machine does not halve the
-# speed of training; on free cores it costs nothing measurable
-# (benchmarks/omp_wait_policy.py, README "Performance"). Set it yourself to override.
+# speed of training (benchmarks/omp_wait_policy.py, README "Performance": its cost on
+# free cores is still to be measured). Set it yourself to override.
 report test lab: export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: report test lab venv clean FORCE
