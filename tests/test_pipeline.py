@@ -251,3 +251,18 @@ def test_published_copy_runs_task1_notebooks_and_task2_waits_for_captions(tmp_pa
     assert not list(figures.glob("04_*"))  # nothing of notebook 04, and the stale file is gone
     executed = (tmp_path / "out" / "04_clip_retrieval.executed.ipynb").read_text()
     assert "CaptionsRequired" in executed and "captions.txt" in executed
+
+
+def test_the_kernel_runs_over_ipc_without_the_tcp_warning(tmp_path, capfd):
+    notebooks = tmp_path / "nb"
+    notebooks.mkdir()
+    (tmp_path / "data").mkdir()
+    write_notebook(notebooks, "01_transport.py", PARAMS_CELL + (
+        "# %%\nfrom ipykernel.kernelapp import IPKernelApp\n"
+        "print('transport:', IPKernelApp.instance().transport)\n"))
+    params = {"data_dir": str(tmp_path / "data"), "figures_dir": str(tmp_path / "figs")}
+    run(params, tmp_path / "out", notebooks_dir=notebooks)
+    captured = capfd.readouterr()
+    assert "without encryption" not in captured.err + captured.out
+    executed = (tmp_path / "out" / "01_transport.executed.ipynb").read_text()
+    assert "transport: ipc" in executed
