@@ -193,7 +193,8 @@ save_figure(fig, "05_per_class_map", figures_dir, synthetic=synthetic)
 
 # %%
 fig = plots.plot_score_distributions(best.test.matched, best.test.mismatched,
-                                     xlabel=f"CLIPScore-style similarity, EEG vs caption ({best.label})")
+                                     xlabel="CLIPScore-style similarity, EEG vs caption",
+                                     title=f"{best.label}: matched vs mismatched pairs")
 save_figure(fig, "05_clipscore", figures_dir, synthetic=synthetic)
 
 # %% [markdown]

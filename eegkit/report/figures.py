@@ -49,6 +49,7 @@ def _mark_synthetic(fig) -> None:
     """Write :data:`SYNTHETIC_MARK` just below everything drawn on ``fig`` (once)."""
     if any(text.get_gid() == _MARK_GID for text in fig.texts):
         return
+    fig.draw_without_rendering()  # run the layout engine, so that legends are in place
     box = fig.get_tightbbox(fig.canvas.get_renderer())  # inches
     fig.text(box.x1 / fig.get_figwidth(), box.y0 / fig.get_figheight(), SYNTHETIC_MARK,
              ha="right", va="top", fontsize=8, style="italic", color="#a61b1b", gid=_MARK_GID)
