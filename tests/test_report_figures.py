@@ -19,21 +19,20 @@ def test_save_figure_and_table(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["01_line.png", "01_t.csv", "01_t.md"]  # no temp files left
 
 
-def _marks(fig):
-    return [t for t in fig.texts if t.get_text() == SYNTHETIC_MARK]
+def test_figures_of_the_twin_carry_the_synthetic_mark(tmp_path):
+    import numpy as np
 
-
-def test_figures_of_the_twin_carry_the_synthetic_mark_once(tmp_path):
     fig, ax = plt.subplots()
     ax.plot([0, 1])
-    save_figure(fig, "01_real", tmp_path)
-    assert _marks(fig) == []
-    plain = plt.imread(tmp_path / "01_real.png").shape
-    save_figure(fig, "01_twin", tmp_path, synthetic=True)
-    save_figure(fig, "01_twin", tmp_path, synthetic=True)  # saving again adds no second mark
-    assert len(_marks(fig)) == 1
-    marked = plt.imread(tmp_path / "01_twin.png").shape
-    assert marked[0] > plain[0]  # written below the plot, not over it
+    fig.legend(["line"], loc="outside lower center")
+    plain = plt.imread(save_figure(fig, "01_real", tmp_path))
+    marked = plt.imread(save_figure(fig, "01_twin", tmp_path, synthetic=True))
+    assert marked.shape[1] == plain.shape[1] and marked.shape[0] > plain.shape[0]
+    assert np.array_equal(marked[: plain.shape[0]], plain[..., :3])  # the figure is untouched
+    strip = marked[plain.shape[0]:, :, :3]
+    red = (strip[..., 0] > 0.5) & (strip[..., 1] < 0.4) & (strip[..., 2] < 0.4)
+    assert red.sum() > 50  # the red words of SYNTHETIC_MARK
+    assert "synthetic data" in SYNTHETIC_MARK and not fig.texts
 
 
 def test_every_notebook_marks_its_figures_when_the_data_is_the_twin():

@@ -14,7 +14,7 @@ from PIL import Image
 from eegkit.data.channels import CATEGORIES, make_info
 
 #: Colours after tab10's ten, for plots with more series (none repeats a tab10 hue).
-_MORE_COLOURS = ("black", "#b8860b", "#7fff7f", "#000080", "#ff69b4", "#00ced1", "#8b0000",
+_MORE_COLOURS = ("#556b2f", "#b8860b", "#7fff7f", "#000080", "#ff69b4", "#00ced1", "#8b0000",
                  "#9acd32", "#4b0082", "#a0522d")
 
 
@@ -97,15 +97,14 @@ def plot_erps(erp: np.ndarray, sfreq: float, channels: np.ndarray, channel_label
         ax.axis("off")
     for c, (ax, wave) in enumerate(zip(axes.flat, waves)):
         ax.axhline(0, color="grey", lw=0.4)
-        ax.plot(times_ms, mean, color="0.6", lw=1.6, label="mean of all categories")
-        ax.plot(times_ms, wave, color="tab:blue", lw=0.9, label="this category")
+        ax.plot(times_ms, mean, color="0.6", lw=1.6)
+        ax.plot(times_ms, wave, color="tab:blue", lw=0.9)
         ax.set_title(CATEGORIES[c] if c < len(CATEGORIES) else f"category {c}", fontsize=8, pad=2)
         ax.tick_params(labelsize=7)
     fig.supxlabel("time after image onset (ms)", fontsize=9)
     fig.supylabel("µV", fontsize=9)
-    fig.suptitle(f"Grand-average evoked response per category ({channel_label})", fontsize=10)
-    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncol=2,
-               fontsize=8, frameon=False)
+    fig.suptitle(f"Grand-average evoked response per category ({channel_label})\n"
+                 "blue: the category, grey: mean of all categories", fontsize=9)
     return fig
 
 
@@ -200,8 +199,8 @@ def plot_learning_curves(histories: dict[str, pd.DataFrame], loss_label: str = "
             (line,) = ax.plot(history["epoch"], history[f"val_{metric}"], "-o", color=colour,
                               ms=3, label=label)
         handles.append(line)
-    handles += [plt.Line2D([], [], color="grey", ls="--", label="training"),
-                plt.Line2D([], [], color="grey", ls="-", marker="o", ms=3, label="validation")]
+    handles += [plt.Line2D([], [], color="black", ls="--", label="training"),
+                plt.Line2D([], [], color="black", ls="-", marker="o", ms=3, label="validation")]
     ax_loss.set(xlabel="epoch", ylabel=loss_label, title="Loss")
     if chance is not None:
         handles.append(ax_acc.axhline(chance, color="grey", ls=":", label="chance"))
