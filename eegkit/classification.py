@@ -74,6 +74,7 @@ class ClassificationRun:
         table["best_epoch"] = self.fit.best_epoch
         table["n_parameters"] = self.n_parameters
         table["train_trials_per_second"] = float(history["train_trials_per_second"].mean())
+        table["reused_epochs"] = self.fit.reused_epochs  # restored from a checkpoint, not trained now
         return table
 
 

@@ -51,6 +51,7 @@ import papermill
 import yaml
 from papermill.exceptions import PapermillExecutionError
 from papermill.parameterize import parameterize_notebook
+from traitlets.config import Config
 
 CODE_DIR = Path(__file__).resolve().parent
 #: The checkout: relative paths of a parameters file are taken from here.
@@ -686,8 +687,12 @@ def run(params: dict, out_dir: str | Path, notebooks_dir: str | Path = NOTEBOOKS
         started = time.time()
         print(f"[eegkit] {py_path.name} ({reason}) ...", flush=True)
         try:
+            # The kernel talks to papermill over local (ipc) sockets rather than TCP:
+            # nothing leaves the machine, and ipykernel does not warn that TCP is
+            # unencrypted at every run.
             papermill.execute_notebook(source, executed, progress_bar=False,
-                                       cwd=str(py_path.parent))
+                                       cwd=str(py_path.parent),
+                                       config=Config(KernelManager={"transport": "ipc"}))
         except PapermillExecutionError as exc:
             if exc.ename == "CaptionsRequired":  # a copy without captions: Task 2 waits, the rest runs
                 _remove_outputs(previous, figures)

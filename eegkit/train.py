@@ -238,6 +238,9 @@ class FitResult:
     stopped_early: bool
     train_seconds: float = 0.0
     config: dict = field(default_factory=dict)
+    #: Epochs restored from a checkpoint of an earlier run instead of trained in this
+    #: call (their history, times included, is that run's); 0 when trained afresh.
+    reused_epochs: int = 0
 
 
 def _collate(items: list[dict]) -> dict[str, torch.Tensor]:
@@ -376,6 +379,7 @@ def fit(
         if "cuda_rng" in saved and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in saved["cuda_rng"]])
         state = saved["state"]
+    reused_epochs = len(state["history"])
 
     try:
         for epoch in range(state["epoch"] + 1, config.max_epochs):
@@ -439,7 +443,8 @@ def fit(
         model.load_state_dict(state["best_state"])
     model.eval()
     return FitResult(model, pd.DataFrame(state["history"]), state["best_epoch"],
-                     state["stopped_early"], state["train_seconds"], asdict(config))
+                     state["stopped_early"], state["train_seconds"], asdict(config),
+                     reused_epochs=reused_epochs)
 
 
 @torch.no_grad()

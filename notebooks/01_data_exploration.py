@@ -39,6 +39,7 @@ from eegkit.report.figures import save_figure, save_table
 from eegkit.data.splits import make_split
 
 data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
+synthetic = data.twin is not None  # figures of the twin are marked "synthetic data"
 display(Markdown(eegkit.data_banner(data)))
 print(f"{len(data)} trials, {len(data.subjects)} subjects, {data.n_chans} channels x "
       f"{data.n_times} samples at {data.sfreq:g} Hz, {len(data.captions)} images")
@@ -48,10 +49,12 @@ print(f"{len(data)} trials, {len(data.subjects)} subjects, {data.n_chans} channe
 
 # %%
 counts = explore.trial_counts(data.trials)
-save_figure(plots.plot_trial_counts(counts), "01_trial_counts", figures_dir)
+save_figure(plots.plot_trial_counts(counts), "01_trial_counts", figures_dir,
+            synthetic=synthetic)
 balance = explore.class_balance(data.trials)
 save_table(balance, "01_class_balance", figures_dir)
-save_figure(plots.plot_class_balance(balance), "01_class_balance", figures_dir)
+save_figure(plots.plot_class_balance(balance), "01_class_balance", figures_dir,
+            synthetic=synthetic)
 split = make_split(data.trials)
 save_table(split.summary(data.trials), "01_split_summary", figures_dir)
 print(split.description)
@@ -64,7 +67,7 @@ split.summary(data.trials)
 first = data.trials.iloc[0]
 fig = plots.plot_trial(data.get_trials([0])[0], data.sfreq, data.channel_names,
                        title=f"{first.subject} {first.session} {first.run} trial 0: {first.category}")
-save_figure(fig, "01_one_trial", figures_dir)
+save_figure(fig, "01_one_trial", figures_dir, synthetic=synthetic)
 
 # %% [markdown]
 # ## Grand-average evoked responses per category
@@ -75,7 +78,7 @@ save_figure(fig, "01_one_trial", figures_dir)
 erp = explore.grand_average(data, split.train)
 posterior = explore.channel_indices(data)
 fig = plots.plot_erps(erp, data.sfreq, posterior, "posterior channels")
-save_figure(fig, "01_grand_average_erp", figures_dir)
+save_figure(fig, "01_grand_average_erp", figures_dir, synthetic=synthetic)
 
 # %% [markdown]
 # ## Scalp topography at the N1 peak
@@ -86,7 +89,7 @@ n1_latency = explore.peak_time(mean_erp[posterior].mean(axis=0), data.sfreq)
 n1_sample = int(round(n1_latency * data.sfreq))
 fig = plots.plot_topomap(mean_erp[:, n1_sample], data.channel_names, data.sfreq,
                          f"N1 at {1000 * n1_latency:.0f} ms, all categories")
-save_figure(fig, "01_topomap_n1", figures_dir)
+save_figure(fig, "01_topomap_n1", figures_dir, synthetic=synthetic)
 
 # %% [markdown]
 # ## Power spectrum
@@ -97,7 +100,7 @@ sample = rng.choice(split.train, size=min(500, len(split.train)), replace=False)
 freqs, psd = explore.power_spectrum(data, sample)
 occipital = explore.channel_indices(data, ("O1", "Oz", "O2", "POz"))
 fig = plots.plot_spectrum(freqs, psd, occipital, "occipital channels")
-save_figure(fig, "01_power_spectrum", figures_dir)
+save_figure(fig, "01_power_spectrum", figures_dir, synthetic=synthetic)
 
 # %% [markdown]
 # ## Some images and their captions
@@ -106,7 +109,7 @@ save_figure(fig, "01_power_spectrum", figures_dir)
 if data.has_images:  # the published OpenNeuro copy has no images
     examples = data.captions.groupby("category_id").head(1).head(n_example_images)
     fig = plots.plot_images(examples["image_path"].tolist(), examples["caption"].tolist())
-    save_figure(fig, "01_example_images", figures_dir)
+    save_figure(fig, "01_example_images", figures_dir, synthetic=synthetic)
 else:
     print(f"This copy has no images (missing: {', '.join(data.missing)}); see README, "
           "'Using the published OpenNeuro copy'.")

@@ -58,6 +58,7 @@ from eegkit.data.splits import make_split
 from eegkit.train import TrainConfig
 
 data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
+synthetic = data.twin is not None  # figures of the twin are marked "synthetic data"
 display(Markdown(eegkit.data_banner(data)))
 config = TrainConfig(max_epochs=max_epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
 split = make_split(data.trials, "session")
@@ -70,7 +71,7 @@ print(split.description)
 runs = [run_classification(data, split, name, config, checkpoint_dir, n_boot=n_boot, n_perm=n_perm)
         for name in models]
 fig = plots.plot_learning_curves({run.label: run.fit.history for run in runs if run.model_name not in CLASSICAL_MODELS})
-save_figure(fig, "02_learning_curves", figures_dir)
+save_figure(fig, "02_learning_curves", figures_dir, synthetic=synthetic)
 
 # %% [markdown]
 # ## Wang et al.'s network and the classical references in the other protocols
@@ -91,7 +92,8 @@ secondary = [run_classification(data, make_split(data.trials, protocol, seed=see
 # %%
 results = pd.concat([run.results_rows() for run in runs + secondary], ignore_index=True)
 save_table(results.round(4), "02_results", figures_dir)
-save_figure(plots.plot_scores(results, title="Baselines: test accuracy (95 % CI)"), "02_scores", figures_dir)
+fig = plots.plot_scores(results, title="Baselines: test accuracy (95 % CI)")
+save_figure(fig, "02_scores", figures_dir, synthetic=synthetic)
 results[["model", "protocol", "metric", "value", "ci_low", "ci_high", "chance", "p_value"]].round(3)
 
 # %% [markdown]
@@ -100,8 +102,8 @@ results[["model", "protocol", "metric", "value", "ci_low", "ci_high", "chance", 
 # %%
 best = max(runs, key=lambda run: run.scores.set_index("metric").loc["accuracy", "value"])
 save_figure(plots.plot_confusion(best.confusion, f"{best.label}, session split, test"),
-            "02_confusion_matrix", figures_dir)
+            "02_confusion_matrix", figures_dir, synthetic=synthetic)
 per_subject = pd.concat([run.per_subject.assign(model=run.label) for run in runs], ignore_index=True)
 save_table(per_subject.round(4), "02_per_subject", figures_dir)
 fig = plots.plot_per_subject(per_subject, 1 / len(eegkit.CATEGORIES), "Baselines: test accuracy per subject (session split)")
-save_figure(fig, "02_per_subject", figures_dir)
+save_figure(fig, "02_per_subject", figures_dir, synthetic=synthetic)

@@ -62,6 +62,7 @@ from eegkit.ceiling import with_ceiling
 from eegkit.train import TrainConfig
 
 data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
+synthetic = data.twin is not None  # figures of the twin are marked "synthetic data"
 display(Markdown(eegkit.data_banner(data)))
 config = TrainConfig(max_epochs=max_epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
 
@@ -72,13 +73,14 @@ config = TrainConfig(max_epochs=max_epochs, batch_size=batch_size, lr=lr, seed=s
 main = run_classification(data, make_split(data.trials, "session"), "multihead", config,
                           checkpoint_dir, n_boot=n_boot, n_perm=n_perm)
 print(f"{main.n_parameters:,} parameters; best validation epoch {main.fit.best_epoch}")
-save_figure(plots.plot_learning_curves({main.label: main.fit.history}), "03_learning_curves", figures_dir)
+fig = plots.plot_learning_curves({main.label: main.fit.history})
+save_figure(fig, "03_learning_curves", figures_dir, synthetic=synthetic)
 save_figure(plots.plot_confusion(main.confusion, f"{main.label}, session split, test"),
-            "03_confusion_matrix", figures_dir)
+            "03_confusion_matrix", figures_dir, synthetic=synthetic)
 per_subject = main.per_subject.assign(model=main.label)
 save_table(per_subject.round(4), "03_per_subject", figures_dir)
 fig = plots.plot_per_subject(per_subject, 1 / len(eegkit.CATEGORIES), "Multi-head model: test accuracy per subject (session split)")
-save_figure(fig, "03_per_subject", figures_dir)
+save_figure(fig, "03_per_subject", figures_dir, synthetic=synthetic)
 
 # %% [markdown]
 # ## Within-session and cross-subject
@@ -111,7 +113,7 @@ results = with_ceiling(classifiers, data, seed=seed, n_noise_trials=ceiling_nois
                        n_boot=n_boot, n_perm=n_perm)
 save_table(results.round(4), "03_results", figures_dir)
 save_figure(plots.plot_scores(classifiers, title="All classifiers: test accuracy (95 % CI)"),
-            "03_scores", figures_dir)
+            "03_scores", figures_dir, synthetic=synthetic)
 session = results[(results["protocol"] == "session") & (results["metric"] == "accuracy")]
 session[["model", "value", "ci_low", "ci_high", "chance", "p_value", "fraction_of_ceiling",
          "n_parameters", "train_trials_per_second"]].round(3)

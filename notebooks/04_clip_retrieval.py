@@ -53,6 +53,7 @@ from eegkit.retrieval import example_queries, image_retrieval, load_clip
 from eegkit.train import resolve_device
 
 data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
+synthetic = data.twin is not None  # figures of the twin are marked "synthetic data"
 display(Markdown(eegkit.data_banner(data)))
 eegkit.require_captions(data, "Notebook 04 (image-to-caption retrieval)")  # the published OpenNeuro copy has no captions
 split = make_split(data.trials, split_protocol, seed=seed)
@@ -113,7 +114,7 @@ print(f"Recall@1: {instance:.1%} instance-level, {class_aware:.1%} class-aware; 
 # %%
 per_class = metrics.per_class_map(per_query, "ap").assign(queries=f"images ({clip.label})")
 fig = plots.plot_per_class_map(per_class, title=f"Instance-level MAP per category, image queries ({clip.label})")
-save_figure(fig, "04_per_class_map", figures_dir)
+save_figure(fig, "04_per_class_map", figures_dir, synthetic=synthetic)
 
 # %% [markdown]
 # ## BLEU and BERTScore of the top-ranked caption
@@ -131,7 +132,7 @@ save_table(bert_table, "04_bertscore", figures_dir)
 display(bert_table.round(3))
 fig = plots.plot_bertscore_hist(bert["f1"].to_numpy(), model_name=bert.attrs["model_name"],
                                 title=f"BERTScore F1, top-ranked vs true caption ({clip.label})")
-save_figure(fig, "04_bertscore_f1", figures_dir)
+save_figure(fig, "04_bertscore_f1", figures_dir, synthetic=synthetic)
 
 # %% [markdown]
 # ## CLIPScore of matched and mismatched pairs
@@ -146,7 +147,7 @@ clip_table = pd.DataFrame([{"queries": f"images ({clip.label})",
 save_table(clip_table, "04_clipscore", figures_dir)
 display(clip_table.round(3))
 fig = plots.plot_score_distributions(matched, mismatched, xlabel=f"CLIPScore ({clip.label})")
-save_figure(fig, "04_clipscore", figures_dir)
+save_figure(fig, "04_clipscore", figures_dir, synthetic=synthetic)
 
 # %% [markdown]
 # ## A few queries and their top-5 captions
@@ -157,4 +158,4 @@ fig = plots.plot_retrieval_gallery(
     queries.image_path.to_numpy()[shown], ranked.top_captions(shown), queries.caption.to_numpy()[shown],
     titles=[f"{name} ({category})" for name, category in
             zip(queries.image_name.to_numpy()[shown], queries.category.to_numpy()[shown])])
-save_figure(fig, "04_gallery", figures_dir)
+save_figure(fig, "04_gallery", figures_dir, synthetic=synthetic)

@@ -85,6 +85,7 @@ from eegkit.retrieval.references import classify_then_retrieve, linear_map_retri
 from eegkit.train import TrainConfig, resolve_device
 
 data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
+synthetic = data.twin is not None  # figures of the twin are marked "synthetic data"
 display(Markdown(eegkit.data_banner(data)))
 eegkit.require_captions(data, "Notebook 05 (EEG-to-caption retrieval)")  # the published OpenNeuro copy has no captions
 split = make_split(data.trials, "session")
@@ -201,7 +202,7 @@ display(chance_verdicts(best.test.scores).round(3))
 # %%
 fig = plots.plot_learning_curves({run.label: run.fit.history for run in runs}, loss_label="training objective",
                                  acc_label="in-batch caption accuracy", chance=None)
-save_figure(fig, "05_learning_curves", figures_dir)
+save_figure(fig, "05_learning_curves", figures_dir, synthetic=synthetic)
 
 # %%
 per_class = pd.concat([
@@ -209,12 +210,13 @@ per_class = pd.concat([
     metrics.per_class_map(best.test.per_query).assign(queries=f"EEG ({best.label})"),
 ])
 fig = plots.plot_per_class_map(per_class, title="Instance-level MAP per category: image vs best EEG queries")
-save_figure(fig, "05_per_class_map", figures_dir)
+save_figure(fig, "05_per_class_map", figures_dir, synthetic=synthetic)
 
 # %%
 fig = plots.plot_score_distributions(best.test.matched, best.test.mismatched,
-                                     xlabel=f"CLIPScore-style similarity, EEG vs caption ({best.label})")
-save_figure(fig, "05_clipscore", figures_dir)
+                                     xlabel="CLIPScore-style similarity, EEG vs caption",
+                                     title=f"{best.label}: matched vs mismatched pairs")
+save_figure(fig, "05_clipscore", figures_dir, synthetic=synthetic)
 
 # %% [markdown]
 # ## A few EEG queries and their top-5 captions
@@ -225,7 +227,7 @@ shown = example_queries(len(test_rows), n_examples, seed)
 fig = plots.plot_retrieval_gallery(
     test_rows.image_path.to_numpy()[shown], best.test.top_captions(shown), test_rows.caption.to_numpy()[shown],
     titles=[f"{s} trial {t}" for s, t in zip(test_rows.subject.to_numpy()[shown], test_rows.trial.to_numpy()[shown])])
-save_figure(fig, "05_eeg_queries", figures_dir)
+save_figure(fig, "05_eeg_queries", figures_dir, synthetic=synthetic)
 
 # %% [markdown]
 # ## Across subjects

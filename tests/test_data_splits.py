@@ -84,3 +84,12 @@ def test_unknown_protocol(data):
 def test_a_single_subject_string_is_one_subject(data):
     split = make_split(data.trials, "cross_subject", val_subjects="sub-03", test_subjects="sub-05")
     assert set(data.trials.subject.iloc[split.test]) == {"sub-05"}
+
+
+def test_split_repr_is_one_line_summary(data):
+    split = make_split(data.trials, "session")
+    text = repr(split)
+    assert "\n" not in text and len(text) < 200
+    assert text.startswith("Split('session', ")
+    assert f"train={len(split.train)}" in text and f"test={len(split.test)}" in text
+    assert "array" not in text

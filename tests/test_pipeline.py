@@ -378,3 +378,18 @@ def test_report_writes_the_pdfs_where_out_says(tmp_path, monkeypatch):
     assert main(["report", "--figures", str(tmp_path / "f"), "--out", str(tmp_path / "pdf")]) == 0
     assert built == {"figures": str(tmp_path / "f"), "report_dir": str(REPO_DIR / "report"),
                      "out_dir": str(tmp_path / "pdf")}
+
+
+def test_the_kernel_runs_over_ipc_without_the_tcp_warning(tmp_path, capfd):
+    notebooks = tmp_path / "nb"
+    notebooks.mkdir()
+    (tmp_path / "data").mkdir()
+    write_notebook(notebooks, "01_transport.py", PARAMS_CELL + (
+        "# %%\nfrom ipykernel.kernelapp import IPKernelApp\n"
+        "print('transport:', IPKernelApp.instance().transport)\n"))
+    params = {"data_dir": str(tmp_path / "data"), "figures_dir": str(tmp_path / "figs")}
+    run(params, tmp_path / "out", notebooks_dir=notebooks)
+    captured = capfd.readouterr()
+    assert "without encryption" not in captured.err + captured.out
+    executed = (tmp_path / "out" / "01_transport.executed.ipynb").read_text()
+    assert "transport: ipc" in executed

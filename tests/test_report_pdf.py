@@ -27,6 +27,7 @@ from eegkit.report.pdf import (
     build_report,
     build_reports,
     render_page,
+    shown_path,
 )
 
 REPO_FIGURES = Path(__file__).resolve().parent.parent / "figures"
@@ -159,6 +160,41 @@ def test_numbers_come_from_the_csv_files_and_first_page_says_synthetic(full_buil
     assert squeeze("Synthetic data") in first and squeeze("not from recordings of people") in first
     assert squeeze("preset default") in first and "0123456789" in first
     assert squeeze("(with uncommitted changes)") in first and squeeze("cpu (2 cores)") in first
+
+
+def test_no_machine_path_no_decimal_epochs_grouped_counts_and_no_repeated_sentence(full_build):
+    _, built = full_build
+    text, _, _ = pdf_text(built["final"].pdf)
+    first = squeeze(PdfReader(built["final"].pdf).pages[0].extract_text())
+    assert "/data/twin" not in text and squeeze("Data twin") in first  # the data root's name only
+    assert "8.000" not in text  # epochs of the 03 table are integers
+    assert squeeze("54,080") in text and "54080" not in text  # parameters in the cost table
+    assert squeeze("It is eegkit's twin CLIP") not in text.replace("’", "'")
+    assert text.count(squeeze("The CLIP model is")) == 1
+
+
+def test_shown_path_is_relative_to_the_repository_or_only_a_name(tmp_path):
+    repo = tmp_path / "repo"
+    assert shown_path(repo / "data" / "twin-default-seed0", repo) == "data/twin-default-seed0"
+    assert shown_path("/mnt/big/ds005589", repo) == "ds005589"
+    assert shown_path(None, repo) == "?"
+
+
+def test_run_table_says_which_trainings_were_reused_from_checkpoints(tmp_path):
+    import pandas as pd
+
+    folder = results_folder(tmp_path, notebooks=("01", "02", "03"))
+    results = pd.read_csv(folder / "02_results.csv")
+    n_runs = int((results["metric"] == "accuracy").sum())
+    results.assign(reused_epochs=[8] + [0] * (len(results) - 1)).to_csv(
+        folder / "02_results.csv", index=False)
+    report = build_report("midterm", folder, REPORT_DIR, out=tmp_path / "m.pdf")
+    first = squeeze(PdfReader(report.pdf).pages[0].extract_text())
+    assert squeeze(f"(1 of {n_runs} trainings reused)") in first
+    assert squeeze("reused from the checkpoint of an earlier run") in first
+    fresh = build_report("midterm", results_folder(tmp_path / "fresh", notebooks=("01", "02")),
+                         REPORT_DIR, out=tmp_path / "f.pdf")
+    assert "reused" not in PdfReader(fresh.pdf).pages[0].extract_text()
 
 
 def test_only_notebooks_01_to_03_build_and_say_the_others_have_not_run(tmp_path):

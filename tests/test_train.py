@@ -91,12 +91,13 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, balanced):
     resumed = fit(small_model(seed=5), ClassificationObjective(), train, val, config,
                   checkpoint=checkpoint, progress=False)
     assert resumed.history["epoch"].tolist() == [1, 2, 3]
+    assert reference.reused_epochs == 0 and resumed.reused_epochs == 1  # epoch 1 came from the checkpoint
     for (k, va), vb in zip(reference.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.allclose(va, vb, atol=1e-6), k
     # a finished run is returned from its checkpoint without training again
     again = fit(small_model(seed=6), InterruptingObjective(1), train, val, config, checkpoint=checkpoint,
                 progress=False)
-    assert again.best_epoch == resumed.best_epoch
+    assert again.best_epoch == resumed.best_epoch and again.reused_epochs == 3
 
 
 def test_early_stopping_keeps_the_best_epoch():

@@ -18,7 +18,7 @@ import pandas as pd
 PROTOCOLS = ("session", "cross_subject", "within_session")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Split:
     """Row positions of the trial table in each part of a protocol.
 
@@ -39,6 +39,10 @@ class Split:
 
     def parts(self) -> dict[str, np.ndarray]:
         return {"train": self.train, "val": self.val, "test": self.test}
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{name}={len(rows)}" for name, rows in self.parts().items())
+        return f"Split({self.protocol!r}, {sizes} trials: {self.description})"
 
     def summary(self, trials: pd.DataFrame) -> pd.DataFrame:
         """Trials, subjects and sessions in each part."""

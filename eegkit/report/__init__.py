@@ -7,6 +7,6 @@
   ``figures/``.
 """
 
-from eegkit.report.figures import FIGURE_DPI, save_figure, save_table
+from eegkit.report.figures import FIGURE_DPI, SYNTHETIC_MARK, save_figure, save_table
 
-__all__ = ["FIGURE_DPI", "save_figure", "save_table"]
+__all__ = ["FIGURE_DPI", "SYNTHETIC_MARK", "save_figure", "save_table"]

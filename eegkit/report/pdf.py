@@ -76,14 +76,34 @@ class BuiltReport:
         return [ref["file"] for ref in self.referenced if not ref["present"]]
 
 
+def shown_path(path: str | os.PathLike | None, repo: str | os.PathLike = REPORT_DIR.parent) -> str:
+    """A path as the reports print it: relative to the repository when inside it, else
+    only its last part (``data/twin-default-seed0`` or ``ds005589``), never the
+    machine's absolute path."""
+    if not path:
+        return "?"
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path(repo).resolve()).as_posix()
+    except ValueError:
+        return path.name or path.as_posix()
+
+
 def _sys_inputs(figures_dir: Path, root: Path) -> dict[str, str]:
     names = sorted(p.name for p in figures_dir.iterdir()
                    if p.is_file() and not p.name.startswith("."))
+    data_root = None
+    if (figures_dir / "run_info.json").is_file():
+        try:
+            data_root = json.loads((figures_dir / "run_info.json").read_text()).get("data_root")
+        except ValueError:
+            pass
     return {
         "figures": "/" + figures_dir.relative_to(root).as_posix().strip("/") + "/",
         "figures-name": figures_dir.name,
         "files": json.dumps(names),
         "built": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "data-root": shown_path(data_root),
     }
 
 

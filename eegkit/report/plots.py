@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -11,6 +12,23 @@ import seaborn as sns
 from PIL import Image
 
 from eegkit.data.channels import CATEGORIES, make_info
+
+#: Colours after tab10's ten, for plots with more series (none repeats a tab10 hue).
+_MORE_COLOURS = ("#556b2f", "#b8860b", "#7fff7f", "#000080", "#ff69b4", "#00ced1", "#8b0000",
+                 "#9acd32", "#4b0082", "#a0522d")
+
+
+def _colours(n: int) -> list:
+    """``n`` distinct colours: tab10, then :data:`_MORE_COLOURS` (up to 20)."""
+    colours = list(sns.color_palette("tab10", 10)) + list(_MORE_COLOURS)
+    if n > len(colours):
+        raise ValueError(f"{n} series, but only {len(colours)} distinct colours are defined")
+    return colours[:n]
+
+
+def _wrap(text: str, width: int = 60) -> str:
+    """Break a long title or label into lines of at most ``width`` characters."""
+    return "\n".join(textwrap.wrap(text, width)) if text else text
 
 
 def plot_trial_counts(counts: pd.DataFrame):
@@ -55,6 +73,9 @@ def plot_trial(X: np.ndarray, sfreq: float, channel_names: Sequence[str], title:
 def plot_erps(erp: np.ndarray, sfreq: float, channels: np.ndarray, channel_label: str):
     """Grand-average evoked response of every category over a group of channels.
 
+    Small multiples: one panel per category, each with the mean over all categories
+    in grey behind it, so that 20 curves never share one panel.
+
     Parameters
     ----------
     erp : ndarray, shape (n_categories, n_chans, n_times), µV
@@ -63,24 +84,32 @@ def plot_erps(erp: np.ndarray, sfreq: float, channels: np.ndarray, channel_label
     channels : ndarray of int
         Channels to average.
     channel_label : str
-        How the legend names that group.
+        How the title names that group.
     """
     times_ms = 1000 * np.arange(erp.shape[2]) / sfreq
     waves = erp[:, channels].mean(axis=1)
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    palette = sns.color_palette("husl", len(CATEGORIES))
-    for c, wave in enumerate(waves):
-        ax.plot(times_ms, wave, color=palette[c], lw=1, label=CATEGORIES[c])
-    ax.plot(times_ms, np.nanmean(waves, axis=0), color="k", lw=2.5, label="all categories")
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set(xlabel="time after image onset (ms)", ylabel="µV",
-           title=f"Grand-average evoked response per category ({channel_label})")
-    ax.legend(ncol=3, fontsize=7, loc="upper right")
+    mean = np.nanmean(waves, axis=0)
+    n_cols = 5
+    n_rows = int(np.ceil(len(waves) / n_cols))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(7.5, 1.25 * n_rows + 1.1), sharex=True,
+                             sharey=True, squeeze=False, layout="constrained")
+    for ax in axes.flat[len(waves):]:
+        ax.axis("off")
+    for c, (ax, wave) in enumerate(zip(axes.flat, waves)):
+        ax.axhline(0, color="grey", lw=0.4)
+        ax.plot(times_ms, mean, color="0.6", lw=1.6)
+        ax.plot(times_ms, wave, color="tab:blue", lw=0.9)
+        ax.set_title(CATEGORIES[c] if c < len(CATEGORIES) else f"category {c}", fontsize=8, pad=2)
+        ax.tick_params(labelsize=7)
+    fig.supxlabel("time after image onset (ms)", fontsize=9)
+    fig.supylabel("µV", fontsize=9)
+    fig.suptitle(f"Grand-average evoked response per category ({channel_label})\n"
+                 "blue: the category, grey: mean of all categories", fontsize=9)
     return fig
 
 
 def plot_topomap(values: np.ndarray, channel_names: Sequence[str], sfreq: float, title: str):
-    """Scalp map of one value per channel on the 10-05 template head.
+    """Scalp map of one value per channel on the template montage, inside the head.
 
     Parameters
     ----------
@@ -88,12 +117,28 @@ def plot_topomap(values: np.ndarray, channel_names: Sequence[str], sfreq: float,
     """
     import mne
 
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    im, _ = mne.viz.plot_topomap(values, make_info(channel_names, sfreq), axes=ax, show=False,
-                                 cmap="RdBu_r", contours=6)
+    info = make_info(channel_names, sfreq)
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    im, _ = mne.viz.plot_topomap(values, info, axes=ax, show=False, cmap="RdBu_r", contours=6,
+                                 sphere=_montage_sphere(info), extrapolate="head")
     fig.colorbar(im, ax=ax, label="µV", shrink=0.8)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     return fig
+
+
+def _montage_sphere(info) -> tuple[float, float, float, float]:
+    """The head sphere for :func:`mne.viz.plot_topomap`, fitted to the montage's electrodes.
+
+    The radius is that of the sphere fitted to the electrodes; the centre is put 0.8
+    radius below the fitted one, so that the 10-05 rows below the ears (P9, PO9, Iz,
+    ...) are drawn inside the head outline, and the map, which MNE extends to the
+    outermost electrode, stays inside the head.
+    """
+    import mne
+
+    radius, origin, _ = mne.bem.fit_sphere_to_headshape(info, dig_kinds=("eeg",), units="m",
+                                                        verbose=False)
+    return 0.0, 0.0, float(origin[2] - 0.8 * radius), float(radius)
 
 
 def plot_spectrum(freqs: np.ndarray, psd: np.ndarray, channels: np.ndarray, channel_label: str):
@@ -134,6 +179,8 @@ def plot_learning_curves(histories: dict[str, pd.DataFrame], loss_label: str = "
                          acc_label: str = "accuracy", chance: float | None = 1 / len(CATEGORIES)):
     """Train and validation loss and accuracy per epoch, one colour per model.
 
+    The legend sits below both panels; every model has its own colour.
+
     Parameters
     ----------
     histories : dict of str -> DataFrame
@@ -143,18 +190,23 @@ def plot_learning_curves(histories: dict[str, pd.DataFrame], loss_label: str = "
     chance : float or None, default=1/20
         Drawn on the accuracy panel when given.
     """
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    palette = sns.color_palette("tab10", len(histories))
-    for colour, (label, history) in zip(palette, histories.items()):
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(8, 3.2 + 0.17 * len(histories)),
+                                          layout="constrained")
+    handles = []
+    for colour, (label, history) in zip(_colours(len(histories)), histories.items()):
         for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
             ax.plot(history["epoch"], history[f"train_{metric}"], "--", color=colour, alpha=0.7)
-            ax.plot(history["epoch"], history[f"val_{metric}"], "-o", color=colour, ms=3, label=label)
-    ax_loss.set(xlabel="epoch", ylabel=loss_label, title="Loss (dashed: train, solid: validation)")
+            (line,) = ax.plot(history["epoch"], history[f"val_{metric}"], "-o", color=colour,
+                              ms=3, label=label)
+        handles.append(line)
+    handles += [plt.Line2D([], [], color="black", ls="--", label="training"),
+                plt.Line2D([], [], color="black", ls="-", marker="o", ms=3, label="validation")]
+    ax_loss.set(xlabel="epoch", ylabel=loss_label, title="Loss")
     if chance is not None:
-        ax_acc.axhline(chance, color="grey", ls=":", label="chance")
-    ax_acc.set(xlabel="epoch", ylabel=acc_label,
-               title=f"{acc_label.capitalize()} (dashed: train, solid: validation)")
-    ax_acc.legend(fontsize=8)
+        handles.append(ax_acc.axhline(chance, color="grey", ls=":", label="chance"))
+    ax_acc.set(xlabel="epoch", ylabel=acc_label, title=acc_label.capitalize())
+    fig.legend(handles=handles, loc="outside lower center", ncol=2 if len(histories) > 3 else 6,
+               fontsize=8, frameon=False)
     return fig
 
 
@@ -182,23 +234,25 @@ def plot_per_subject(per_subject: pd.DataFrame, chance: float, title: str):
     models = list(dict.fromkeys(per_subject["model"]))
     subjects = list(dict.fromkeys(per_subject["subject"]))
     width = 0.8 / len(models)
-    fig, ax = plt.subplots(figsize=(max(7, 0.7 * len(subjects) * len(models) + 2), 4))
-    palette = sns.color_palette("tab10", len(models))
-    for k, model in enumerate(models):
+    fig, ax = plt.subplots(figsize=(7.5, 3.4), layout="constrained")
+    for k, (model, colour) in enumerate(zip(models, _colours(len(models)))):
         rows = per_subject[per_subject["model"] == model].set_index("subject").loc[subjects]
         x = np.arange(len(subjects)) + (k - (len(models) - 1) / 2) * width
-        ax.bar(x, rows["accuracy"], width, color=palette[k], label=model)
-        ax.errorbar(x, rows["accuracy"], yerr=[rows["accuracy"] - rows["ci_low"], rows["ci_high"] - rows["accuracy"]],
-                    fmt="none", ecolor="k", capsize=2, lw=0.8)
+        ax.bar(x, rows["accuracy"], width, color=colour, label=model)
+        ax.errorbar(x, rows["accuracy"],
+                    yerr=[rows["accuracy"] - rows["ci_low"], rows["ci_high"] - rows["accuracy"]],
+                    fmt="none", ecolor="k", capsize=1.5, lw=0.7)
     ax.axhline(chance, color="red", ls="--", label=f"chance ({chance:.0%})")
-    ax.set_xticks(np.arange(len(subjects)), subjects, rotation=45)
-    ax.set(ylabel="test accuracy", title=title)
-    ax.legend(fontsize=8)
+    ax.set_xticks(np.arange(len(subjects)), subjects, rotation=45, ha="right", fontsize=8)
+    ax.set_xlim(-0.6, len(subjects) - 0.4)
+    ax.set_ylabel("test accuracy")
+    fig.suptitle(_wrap(title, 80), fontsize=10)
+    fig.legend(loc="outside lower center", ncol=len(models) + 1, fontsize=8, frameon=False)
     return fig
 
 
 def plot_scores(results: pd.DataFrame, metric: str = "accuracy", title: str = ""):
-    """One bar per (model, protocol) with its 95 % CI and chance line.
+    """One horizontal bar per (model, protocol) with its 95 % CI and the chance line.
 
     Parameters
     ----------
@@ -206,19 +260,22 @@ def plot_scores(results: pd.DataFrame, metric: str = "accuracy", title: str = ""
         Rows of ``ClassificationRun.results_rows()``.
     """
     rows = results[results["metric"] == metric].reset_index(drop=True)
-    labels = [f"{m}\n({p})" for m, p in zip(rows["model"], rows["protocol"])]
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(rows)), 4))
-    ax.bar(labels, rows["value"], color=sns.color_palette("tab10", len(rows)))
-    ax.errorbar(labels, rows["value"], yerr=[rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]],
-                fmt="none", ecolor="k", capsize=4)
-    ax.axhline(rows["chance"].iloc[0], color="red", ls="--", label="chance")
-    ax.set(ylabel=f"test {metric.replace('_', ' ')}", title=title or f"Test {metric.replace('_', ' ')} (95 % CI)")
-    ax.tick_params(axis="x", labelsize=8)
-    ax.legend()
+    models = list(dict.fromkeys(rows["model"]))
+    colour_of = dict(zip(models, _colours(len(models))))
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(6.5, 0.32 * len(rows) + 1.3), layout="constrained")
+    ax.barh(y, rows["value"], color=[colour_of[m] for m in rows["model"]], height=0.7)
+    ax.errorbar(rows["value"], y,
+                xerr=[rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]],
+                fmt="none", ecolor="k", capsize=3, lw=0.8)
+    ax.axvline(rows["chance"].iloc[0], color="red", ls="--", label="chance")
+    labels = [f"{m} ({p.replace('_', ' ')})" for m, p in zip(rows["model"], rows["protocol"])]
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    label = metric.replace("_", " ")
+    ax.set(xlabel=f"test {label}", title=_wrap(title or f"Test {label} (95 % CI)", 70))
+    ax.legend(fontsize=8, loc="best")
     return fig
-
-
-# --- caption retrieval (notebooks 04 and 05) ---------------------------------------
 
 
 def plot_per_class_map(per_class: pd.DataFrame, title: str = ""):
@@ -236,17 +293,18 @@ def plot_per_class_map(per_class: pd.DataFrame, title: str = ""):
     kinds = list(dict.fromkeys(per_class["queries"]))
     categories = sorted(per_class["category"].unique())
     width = 0.8 / len(kinds)
-    fig, ax = plt.subplots(figsize=(11, 4))
-    palette = sns.color_palette("tab10", len(kinds))
-    for k, kind in enumerate(kinds):
+    fig, ax = plt.subplots(figsize=(7.5, 3.4), layout="constrained")
+    for k, (kind, colour) in enumerate(zip(kinds, _colours(len(kinds)))):
         rows = per_class[per_class["queries"] == kind].set_index("category").reindex(categories)
         x = np.arange(len(categories)) + (k - (len(kinds) - 1) / 2) * width
-        ax.bar(x, rows["map"], width, color=palette[k], label=kind)
-        ax.scatter(x, rows["chance"], marker="_", s=120, color="red", zorder=3,
+        ax.bar(x, rows["map"], width, color=colour, label=kind)
+        ax.scatter(x, rows["chance"], marker="_", s=60, color="red", zorder=3,
                    label="chance" if k == 0 else None)
-    ax.set_xticks(np.arange(len(categories)), categories, rotation=45, ha="right")
-    ax.set(ylabel="MAP", title=title or "Mean average precision per category")
-    ax.legend(fontsize=8)
+    ax.set_xticks(np.arange(len(categories)), categories, rotation=45, ha="right", fontsize=8)
+    ax.set_xlim(-0.6, len(categories) - 0.4)
+    ax.set_ylabel("MAP")
+    fig.suptitle(_wrap(title or "Mean average precision per category", 80), fontsize=10)
+    fig.legend(loc="outside lower center", ncol=min(3, len(kinds) + 1), fontsize=8, frameon=False)
     return fig
 
 
@@ -262,14 +320,17 @@ def plot_bertscore_hist(f1: np.ndarray, threshold: float = 0.7, model_name: str 
     return fig
 
 
-def plot_score_distributions(matched: np.ndarray, mismatched: np.ndarray, xlabel: str = "CLIPScore",
-                             title: str = ""):
+def plot_score_distributions(matched: np.ndarray, mismatched: np.ndarray,
+                             xlabel: str = "CLIPScore", title: str = ""):
     """Matched versus mismatched pair scores, side by side (histograms with shared bins)."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), layout="constrained")
     bins = np.histogram_bin_edges(np.concatenate([matched, mismatched]), bins=40)
-    ax.hist(mismatched, bins=bins, alpha=0.6, color="tab:grey", label=f"mismatched (mean {np.mean(mismatched):.2f})")
-    ax.hist(matched, bins=bins, alpha=0.6, color="tab:green", label=f"matched (mean {np.mean(matched):.2f})")
-    ax.set(xlabel=xlabel, ylabel="pairs", title=title or f"{xlabel}: matched vs mismatched pairs")
+    ax.hist(mismatched, bins=bins, alpha=0.6, color="tab:grey",
+            label=f"mismatched (mean {np.mean(mismatched):.2f})")
+    ax.hist(matched, bins=bins, alpha=0.6, color="tab:green",
+            label=f"matched (mean {np.mean(matched):.2f})")
+    ax.set(xlabel=_wrap(xlabel, 60), ylabel="pairs",
+           title=_wrap(title or f"{xlabel}: matched vs mismatched pairs", 55))
     ax.legend(fontsize=8)
     return fig
 

@@ -162,6 +162,7 @@ class RetrievalRun:
             "trainable text params": self.n_trainable["text"],
             "epochs": len(history), "best epoch": self.fit.best_epoch,
             "seconds per epoch": float(history["seconds"].mean()) if len(history) else float("nan"),
+            "reused epochs": self.fit.reused_epochs,
             "process peak memory MB": self.peak_memory_mb,
         })
         return row
