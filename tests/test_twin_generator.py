@@ -62,16 +62,58 @@ def test_ground_truth_is_rebuilt_from_the_manifest(small_root):
 
 
 def test_eeg_carries_category_signal_that_the_true_means_decode():
-    """Nearest true class mean beats 5 % chance by far: there is signal to find."""
+    """Nearest true class mean beats 5 % chance by far: there is signal to find.
+
+    The decoder knows the session's bad channels (left out) and removes each
+    trial's channel means (offsets and drift), as the ideal observer would.
+    """
     model = TwinModel.from_preset(get_preset("tiny", trials_per_category=10, images_per_category=10), 0)
-    X, ids = model.run_trials(0, 0, 0)
-    y = np.array([CATEGORIES.index(model.specs[i].category) for i in ids])
     pool_y = np.array([CATEGORIES.index(s.category) for s in model.specs])
-    evoked = model.evoked(0, 0, np.arange(len(model.specs)))
-    means = np.stack([evoked[pool_y == c].mean(0) for c in range(20)])
-    distance = ((X[:, None] - means[None]) ** 2).sum(axis=(2, 3))
-    # 200 trials: 12 % correct is p < 1e-4 under chance
-    assert (distance.argmin(1) == y).mean() > 0.12
+    hits = []
+    for subject in range(3):
+        X, ids = model.run_trials(subject, 0, 0)
+        y = pool_y[ids]
+        good = ~model.bad_channels[subject, 0]
+        evoked = model.evoked(subject, 0, np.arange(len(model.specs)))
+        means = np.stack([evoked[pool_y == c].mean(0) for c in range(20)])
+
+        def centred(Z):
+            return Z[..., good, :] - Z[..., good, :].mean(axis=-1, keepdims=True)
+
+        distance = ((centred(X)[:, None] - centred(means)[None]) ** 2).sum(axis=(2, 3))
+        hits.append(distance.argmin(1) == y)
+    # 600 trials: 12 % correct is p < 1e-9 under chance
+    assert np.concatenate(hits).mean() > 0.12
+
+
+def test_v3_keeps_the_images_and_adds_subject_and_session_structure():
+    """Version 3 changes only the EEG: the image pool is version 2's, byte for byte."""
+    version_2 = {("tiny", 0): "44bd8189ebf9df69", ("tiny", 1): "326e3ec55d48b5ca",
+                 ("default", 0): "e83f9744802097f5", ("full", 1): "6f000c1d68b4e1c5"}
+    for (preset, seed), digest in version_2.items():
+        model = TwinModel.from_preset(preset, seed)
+        assert hashlib.sha256(repr(model.specs).encode()).hexdigest()[:16] == digest
+    model = TwinModel.from_preset("tiny", 0)
+    preset = model.preset
+    # Heads differ: the subjects' forward models correlate only loosely.
+    flat = model.subject_mixing.reshape(len(preset.subjects), -1)
+    corr = np.corrcoef(flat - flat.mean(axis=1, keepdims=True))
+    assert corr[np.triu_indices_from(corr, 1)].mean() < 0.6
+    # Some subjects are much noisier than others.
+    assert model.noise_level.max() / model.noise_level.min() > 1.5
+    # Every session has its own bad channels and its own share of the templates.
+    bad = model.bad_channels
+    assert (bad.sum(axis=2) == preset.session_bad_channels).all()
+    assert len({tuple(np.flatnonzero(b)) for b in bad[0]}) == preset.n_sessions
+    amp = model.generator_amplitude[0, :, 1:21].reshape(preset.n_sessions, -1)
+    assert 0.3 < np.corrcoef(amp)[0, 1] < 0.9
+    # Trials jitter in latency and amplitude: the same image twice differs.
+    rng = np.random.default_rng(0)
+    jitter, amplitude = model.trial_variability(rng, 2000)
+    assert jitter.std() == pytest.approx(preset.trial_jitter_seconds, rel=0.1)
+    assert amplitude.mean() == pytest.approx(1.0, abs=0.05)
+    two = model.evoked(0, 0, np.array([3, 3]), jitter[:2], amplitude[:2])
+    assert not np.allclose(two[0], two[1])
 
 
 def test_noise_has_alpha_peak_and_is_not_white():
