@@ -19,10 +19,9 @@ TORCH_STAMP := $(VENV)/.torch-index
 TORCH_INDEX ?=
 # The twin is cached here (ignored by git); real data is never copied.
 export EEGKIT_CACHE ?= $(CURDIR)/data
-# Idle OpenMP threads sleep instead of spinning, so a busy machine does not halve the
-# speed of training (benchmarks/omp_wait_policy.py, README "Performance": its cost on
-# free cores is still to be measured). Set it yourself to override.
-report test lab: export OMP_WAIT_POLICY ?= PASSIVE
+# OMP_WAIT_POLICY is left to you: PASSIVE is 4.8x faster per training step on busy
+# cores but 15 % slower on idle ones (benchmarks/omp_wait_policy.py, README
+# "Performance"); on a shared machine run `OMP_WAIT_POLICY=PASSIVE make report`.
 
 .PHONY: report test lab venv clean FORCE
 
