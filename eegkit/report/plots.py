@@ -59,13 +59,24 @@ def plot_trial(X: np.ndarray, sfreq: float, channel_names: Sequence[str], title:
     channel_names : sequence of str
     """
     times_ms = 1000 * np.arange(X.shape[1]) / sfreq
-    spacing = 3 * np.median(X.std(axis=1))
-    fig, ax = plt.subplots(figsize=(8, 12))
+    std = X.std(axis=1)
+    spacing = 3 * np.median(std)
+    # A noisy (bad) channel would cover its neighbours: clip every trace to its own lane
+    # and one lane either side, and draw the channels that needed it in red.
+    noisy = std > 3 * np.median(std)
+    traces = np.clip(X - X.mean(axis=1, keepdims=True), -spacing, spacing)
+    fig, ax = plt.subplots(figsize=(8, 11))
     offsets = spacing * np.arange(len(X))[::-1]
-    ax.plot(times_ms, X.T + offsets, lw=0.5, color="k")
+    for channel in range(len(X)):
+        ax.plot(times_ms, traces[channel] + offsets[channel], lw=0.5,
+                color="tab:red" if noisy[channel] else "k")
     step = max(1, len(X) // 30)
-    ax.set_yticks(offsets[::step], [channel_names[i] for i in range(0, len(X), step)], fontsize=7)
+    ax.set_yticks(offsets[::step], [channel_names[i] for i in range(0, len(X), step)], fontsize=8)
     ax.set(xlabel="time after image onset (ms)", title=title or "One trial, all channels")
+    if noisy.any():
+        names = ", ".join(channel_names[i] for i in np.flatnonzero(noisy))
+        ax.set_title(f"{ax.get_title()}\nred: noisy channels ({names}), clipped to their lane",
+                     fontsize=10)
     ax.margins(x=0, y=0.005)
     return fig
 
@@ -212,12 +223,12 @@ def plot_learning_curves(histories: dict[str, pd.DataFrame], loss_label: str = "
 
 def plot_confusion(matrix: np.ndarray, title: str):
     """Row-normalised 20 x 20 confusion matrix with category names."""
-    fig, ax = plt.subplots(figsize=(8, 7))
+    fig, ax = plt.subplots(figsize=(6.2, 5.6))  # about the size it has in the reports
     sns.heatmap(matrix, cmap="viridis", vmin=0, square=True, ax=ax,
                 xticklabels=CATEGORIES, yticklabels=CATEGORIES,
                 cbar_kws={"label": "share of the true class's test trials"})
     ax.set(xlabel="predicted", ylabel="true", title=title)
-    ax.tick_params(labelsize=7)
+    ax.tick_params(labelsize=7.5)
     return fig
 
 
