@@ -23,10 +23,9 @@ from eegkit.models import make_model, subject_lookup
 from eegkit.models.classical import (
     CLASSICAL_MODELS,
     LOGISTIC_CS,
-    SubjectStandardizer,
     make_classical,
     n_parameters,
-    trial_features,
+    split_features,
 )
 from eegkit.train import ClassificationObjective, FitResult, TrainConfig, fit, predict, run_key, seed_everything
 
@@ -161,10 +160,8 @@ def _run_classical(data: EEGData, split: Split, model_name: str, seed: int, n_bo
     parts = {part: np.asarray(getattr(split, part)) for part in ("train", "val", "test")}
     subject = {part: trials["subject_id"].to_numpy()[rows] for part, rows in parts.items()}
     y = {part: trials["category_id"].to_numpy()[rows] for part, rows in parts.items()}
-    raw = {part: trial_features(data, rows) for part, rows in parts.items()}
-    started = time.time()
-    scaler = SubjectStandardizer.fit(raw["train"], subject["train"])
-    Z = {part: scaler.transform(raw[part], subject[part]) for part in parts}
+    Z = split_features(data, split)
+    started = time.time()  # the fits, as for the networks: reading the trials is not counted
     fitted = []
     for C in (LOGISTIC_CS if model_name == "logistic" else (None,)):
         estimator = make_classical(model_name, C=C, seed=seed).fit(Z["train"], y["train"])

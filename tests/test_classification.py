@@ -91,7 +91,9 @@ def test_classical_references_see_only_the_training_split(loud_data, monkeypatch
 
     monkeypatch.setattr(classification, "make_classical", recording_make)
     run = run_classification(data, split, name, TrainConfig(), n_boot=20, n_perm=20, progress=False)
-    train_features = classification.trial_features(data, np.asarray(split.train))
+    from eegkit.models.classical import trial_features
+
+    train_features = trial_features(data, np.asarray(split.train))
     assert len(seen["scaler"]) == 1
     np.testing.assert_array_equal(seen["scaler"][0], train_features)
     assert seen["estimator"] and all(len(X) == len(split.train) for X in seen["estimator"])

@@ -34,8 +34,10 @@ def test_linear_map_is_fitted_on_the_training_split_and_chosen_on_validation(sma
     original = references.Ridge.fit
     monkeypatch.setattr(references.Ridge, "fit", lambda self, X, y: fitted.append(len(X)) or original(self, X, y))
     scaled = []
-    original_scaler = references.SubjectStandardizer.fit.__func__
-    monkeypatch.setattr(references.SubjectStandardizer, "fit", classmethod(
+    from eegkit.models.classical import SubjectStandardizer
+
+    original_scaler = SubjectStandardizer.fit.__func__
+    monkeypatch.setattr(SubjectStandardizer, "fit", classmethod(
         lambda cls, features, subject: scaled.append(len(features)) or original_scaler(cls, features, subject)))
     linear = references.linear_map_retrieval(small_data, split, random_clip, alphas=(1.0, 1e3), n_boot=20,
                                              bertscore_model=False)

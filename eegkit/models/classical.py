@@ -112,6 +112,30 @@ class SubjectStandardizer:
         return out
 
 
+def split_features(data, split) -> dict[str, np.ndarray]:
+    """Binned features of each part of a split, z-scored per subject with training statistics.
+
+    The one path from trials to features of the classical references (the LDA and
+    logistic classifiers, the ridge map of Task 2B): :func:`trial_features` of each
+    part, then a :class:`SubjectStandardizer` fitted on ``split.train`` alone.
+
+    Parameters
+    ----------
+    data : eegkit.data.EEGData
+    split : eegkit.data.splits.Split
+
+    Returns
+    -------
+    features : dict of {"train", "val", "test"} -> ndarray, shape (n_trials, n_features)
+        In the order of the split's rows.
+    """
+    subject_id = data.trials["subject_id"].to_numpy()
+    parts = {part: np.asarray(getattr(split, part)) for part in ("train", "val", "test")}
+    raw = {part: trial_features(data, rows) for part, rows in parts.items()}
+    scaler = SubjectStandardizer.fit(raw["train"], subject_id[parts["train"]])
+    return {part: scaler.transform(raw[part], subject_id[rows]) for part, rows in parts.items()}
+
+
 def make_classical(name: str, C: float = 0.01, seed: int = 0):
     """A scikit-learn classifier by name: ``"lda"`` (shrinkage LDA) or ``"logistic"``."""
     if name == "lda":

@@ -22,7 +22,7 @@ from sklearn.linear_model import Ridge
 
 from eegkit.data.loading import EEGData
 from eegkit.data.splits import Split
-from eegkit.models.classical import SubjectStandardizer, trial_features
+from eegkit.models.classical import split_features
 from eegkit.retrieval.clip import Clip, caption_bank, caption_texts, embed_texts
 from eegkit.retrieval.evaluate import RankedCaptions, rank_by_scores, rank_captions
 
@@ -75,8 +75,8 @@ def linear_map_retrieval(data: EEGData, split: Split, clip: Clip, *, alphas=RIDG
                          seed: int = 0, bertscore_model: str | None | bool = None) -> LinearMap:
     """Ridge regression from binned EEG to the caption's CLIP text embedding.
 
-    Features are :func:`eegkit.models.classical.trial_features` z-scored per subject
-    with training statistics; targets are the frozen CLIP's unit-norm text
+    Features are :func:`eegkit.models.classical.split_features` (binned, z-scored per
+    subject with training statistics); targets are the frozen CLIP's unit-norm text
     embeddings of each training trial's caption. ``alpha`` maximises validation
     instance + class-aware Recall@5 (each validation trial ranking the validation
     bank), then the test trials rank the test bank.
@@ -84,10 +84,7 @@ def linear_map_retrieval(data: EEGData, split: Split, clip: Clip, *, alphas=RIDG
     trials = data.trials
     text = embed_texts(clip, caption_texts(data), progress=False)  # (n_captions, dim)
     parts = {part: np.asarray(getattr(split, part)) for part in ("train", "val", "test")}
-    subject = {part: trials["subject_id"].to_numpy()[rows] for part, rows in parts.items()}
-    raw = {part: trial_features(data, rows) for part, rows in parts.items()}
-    scaler = SubjectStandardizer.fit(raw["train"], subject["train"])
-    Z = {part: scaler.transform(raw[part], subject[part]) for part in parts}
+    Z = split_features(data, split)
     Y_train = text[trials["caption_id"].to_numpy()[parts["train"]]]
 
     def ranking(model, part, **kwargs) -> RankedCaptions:
