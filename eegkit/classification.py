@@ -8,12 +8,15 @@ so the notebooks hold no logic of their own.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
+from eegkit.data.alignment import euclidean_alignment
 from eegkit.data.channels import CATEGORIES
 from eegkit.data.loading import EEGData
 from eegkit.data.splits import Split
@@ -84,6 +87,9 @@ def run_classification(
     config: TrainConfig,
     checkpoint_dir: str | os.PathLike | None = None,
     model_kwargs: dict | None = None,
+    augment: Sequence[str] = (),
+    label_smoothing: float = 0.0,
+    align_subjects: bool = False,
     n_boot: int = 1000,
     n_perm: int = 1000,
     progress: bool = True,
@@ -109,6 +115,15 @@ def run_classification(
         checkpoint is reused only for the very same run.
     model_kwargs : dict, optional
         Extra arguments of the model.
+    augment : sequence of str, default=()
+        Augmentations of the training batches (:data:`eegkit.data.augment.AUGMENTATIONS`).
+    label_smoothing : float, default=0.0
+        Of the cross-entropy loss.
+    align_subjects : bool, default=False
+        Start the multi-head model's subject layer (``model_kwargs={"subject_layer":
+        True}``) at each subject's Euclidean alignment, ``R^{-1/2}`` with ``R`` the
+        mean spatial covariance of its training trials
+        (:func:`eegkit.data.alignment.euclidean_alignment`).
     n_boot, n_perm : int, default=1000
         Bootstrap resamples and label permutations of the scores.
     progress : bool, default=True
@@ -124,12 +139,26 @@ def run_classification(
     model = make_model(model_name, data.n_chans, data.n_times, data.sfreq, subjects=sets.train_subjects,
                        **(model_kwargs or {}))
     lookup = subject_lookup(sets.train_subjects, data.subjects)
+    if align_subjects:
+        if getattr(model, "subject_layer", None) is None:
+            raise ValueError("align_subjects=True needs the multihead model with "
+                             "model_kwargs={'subject_layer': True}")
+        with torch.no_grad():
+            for index, matrix in euclidean_alignment(sets.train).items():
+                model.subject_layer.weights[data.subjects[index]].copy_(torch.from_numpy(matrix))
     checkpoint = None
     if checkpoint_dir:
+        training = {"augment": list(augment), "label_smoothing": label_smoothing,
+                    **({"align_subjects": True} if align_subjects else {})}
         key = run_key(data, split, {"model": model_name, "model_kwargs": model_kwargs or {},
-                                    "config": asdict(config)})
+                                    "config": asdict(config),
+                                    # absent when unused, so older runs keep their keys
+                                    **({"training": training}
+                                       if augment or label_smoothing or align_subjects else {})})
         checkpoint = Path(checkpoint_dir) / f"{model_name}_{split.protocol}_{key}.pt"
-    result = fit(model, ClassificationObjective(lookup), sets.train, sets.val, config,
+    objective = ClassificationObjective(lookup, label_smoothing=label_smoothing, augment=augment,
+                                        sfreq=data.sfreq, seed=config.seed)
+    result = fit(model, objective, sets.train, sets.val, config,
                  checkpoint=checkpoint, progress=progress, name=MODEL_LABELS.get(model_name, model_name))
     out = predict(result.model, sets.test, lookup, device=config.device)
     y_hat = out["logits"].argmax(axis=1)

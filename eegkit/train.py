@@ -171,11 +171,31 @@ class ClassificationObjective:
         Maps the dataset's subject index to the model's head index
         (:func:`eegkit.models.subject_lookup`); None passes indices through.
     label_smoothing : float, default=0.0
+    augment : sequence of str, default=()
+        Augmentations of the training batches (:mod:`eegkit.data.augment`), drawn
+        afresh each epoch from ``(seed, epoch)``; validation and test trials (the
+        model in eval mode) are never augmented.
+    sfreq : float, optional
+        Sampling rate in Hz; needed with ``augment``.
+    seed : int, default=0
     """
 
-    def __init__(self, subject_lookup: torch.Tensor | None = None, label_smoothing: float = 0.0):
+    def __init__(self, subject_lookup: torch.Tensor | None = None, label_smoothing: float = 0.0,
+                 augment: Sequence[str] = (), sfreq: float | None = None, seed: int = 0):
         self.subject_lookup = subject_lookup
         self.loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        if augment and sfreq is None:
+            raise ValueError("augment needs sfreq, the sampling rate of the trials in Hz")
+        self.augment, self.sfreq, self.seed = tuple(augment), sfreq, seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's augmentations from ``(seed, epoch)`` (resumed runs match)."""
+        self.augmentation = None
+        if self.augment:
+            from eegkit.data.augment import make_augmentation  # braindecode: 2 s to import
+
+            self.augmentation = make_augmentation(self.augment, self.sfreq, self.seed, epoch)
 
     def subjects(self, batch) -> torch.Tensor:
         subject = batch["subject"]
@@ -184,7 +204,10 @@ class ClassificationObjective:
         return subject
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
-        logits = model(batch["X"], self.subjects(batch))
+        X = batch["X"]
+        if self.augmentation is not None and model.training:
+            X, _ = self.augmentation(X, batch["y"])
+        logits = model(X, self.subjects(batch))
         loss = self.loss(logits.float(), batch["y"])
         correct = int((logits.argmax(dim=1) == batch["y"]).sum())
         return StepOutput(loss, correct, len(batch["y"]))

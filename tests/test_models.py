@@ -79,6 +79,42 @@ def test_selective_backprop_leaves_absent_heads_bit_identical():
     assert not torch.equal(before["encoder.cnn.electrode_embedding"], after["encoder.cnn.electrode_embedding"])
 
 
+def test_shared_head_adds_each_subjects_residual_and_serves_unknown_subjects():
+    torch.manual_seed(0)
+    model = MultiHeadEEGNet(122, 125, 250.0, SUBJECTS, shared_head=True).eval()
+    X = torch.randn(5, 122, 125)
+    features = model.encoder(X)
+    shared = model.heads.shared(features)
+    # residual heads start at zero: at initialisation every subject gets the shared head
+    torch.testing.assert_close(model(X, torch.tensor([0, 1, 2, 0, 1])), shared)
+    for own in model.heads.heads.values():
+        torch.nn.init.normal_(own[-1].weight)
+    subject = torch.tensor([2, 0, 1, 0, UNKNOWN_SUBJECT])
+    out = model(X, subject)
+    for i, s in enumerate(subject.tolist()[:4]):
+        own = model.heads.heads[SUBJECTS[s]](features[i : i + 1])
+        torch.testing.assert_close(out[i : i + 1], shared[i : i + 1] + own)
+    # a subject without a head gets the shared head alone
+    torch.testing.assert_close(out[4:], shared[4:])
+
+
+def test_shared_head_trains_on_every_subject_but_absent_residuals_stay_bit_identical():
+    torch.manual_seed(0)
+    model = MultiHeadEEGNet(122, 125, 250.0, SUBJECTS, shared_head=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for _ in range(3):
+        optimizer.zero_grad(set_to_none=True)
+        X, y = torch.randn(4, 122, 125), torch.randint(0, 20, (4,))
+        torch.nn.functional.cross_entropy(model(X, torch.tensor([0, 1, 0, 1])), y).backward()
+        assert all(p.grad is None for p in model.heads.heads["sub-05"].parameters())
+        optimizer.step()
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("heads.heads.sub-05"))
+    assert not torch.equal(before["heads.shared.1.weight"], after["heads.shared.1.weight"])
+    assert not torch.equal(before["heads.heads.sub-02.1.weight"], after["heads.heads.sub-02.1.weight"])
+
+
 def test_subject_lookup_maps_missing_subjects_to_unknown():
     lookup = subject_lookup(("sub-02", "sub-05"), ("sub-02", "sub-03", "sub-05"))
     assert lookup.tolist() == [0, UNKNOWN_SUBJECT, 1]

@@ -46,3 +46,24 @@ def test_linear_map_is_fitted_on_the_training_split_and_chosen_on_validation(sma
     assert len(linear.test.per_query) == len(split.test)
     assert {"Recall@5 (instance)", "Recall@1 (class-aware)"} <= set(linear.test.scores["metric"])
     assert linear.test.matched is not None
+
+
+def test_within_category_scores_are_chance_for_classify_then_retrieve_and_one_for_a_perfect_ranker(small_data):
+    from eegkit.retrieval.evaluate import rank_by_scores, within_category
+
+    rows = small_data.trials.iloc[make_split(small_data.trials, "session").test]
+    rng = np.random.default_rng(0)
+    guesses = rng.normal(size=(len(rows), len(CATEGORIES)))  # any category posterior
+    table = within_category(references.classify_then_retrieve(guesses, rows, n_boot=20, bertscore_model=False),
+                            n_boot=20).set_index("metric")
+    assert not any("class-aware" in metric for metric in table.index)
+    np.testing.assert_allclose(table["value"], table["chance"])  # captions of a category tie
+    bank = caption_bank(rows)
+    perfect = (rows["caption_id"].to_numpy()[:, None] == bank["caption_id"].to_numpy()[None, :]).astype(float)
+    # the perfect ranker also puts other categories first: within its category it is still perfect
+    perfect -= 2 * (rows["category"].to_numpy()[:, None] == bank["category"].to_numpy()[None, :])
+    ranked = rank_by_scores(perfect, rows.reset_index(drop=True), bank, n_boot=None)
+    assert ranked.per_query["recall@1"].max() < 1
+    table = within_category(ranked, n_boot=20).set_index("metric")
+    np.testing.assert_allclose(table.loc[["Recall@1 (instance)", "MAP (instance)"], "value"], 1.0)
+    assert table.loc["Recall@1 (instance)", "chance"] < 1

@@ -61,3 +61,51 @@ def test_returned_model_has_the_best_validation_epochs_weights(small_data, rando
     assert run.fit.best_epoch == best + 1
     assert same_weights(run.fit.model, scripted_validation[best])
     assert not same_weights(run.fit.model, scripted_validation[-1])
+
+
+def test_prior_weights_need_a_category_head():
+    with pytest.raises(ValueError, match="'ce' term"):
+        RetrievalConfig(lambdas={"infonce": 1.0}, prior_weights=(0.0, 1.0))
+    assert RetrievalConfig(lambdas={"infonce": 1.0, "ce": 1.0}, prior_weights=[0, 2]).prior_weights == (0.0, 2.0)
+
+
+def test_category_prior_is_chosen_on_validation_and_ranks_by_cosine_plus_log_probability(small_data, random_clip):
+    import torch
+
+    from eegkit.models import MultiHeadEEGNet, subject_lookup
+    from eegkit.retrieval.clip import caption_bank
+    from eegkit.retrieval.model import eeg_outputs
+    from eegkit.data.torchdata import SplitDatasets
+
+    split = make_split(small_data.trials, "session")
+    sets = SplitDatasets.from_split(small_data, split)
+    task1 = MultiHeadEEGNet(small_data.n_chans, small_data.n_times, small_data.sfreq, sets.train_subjects, **ENCODER)
+    config = RetrievalConfig(lambdas={"infonce": 1.0, "ce": 1.0}, prior_weights=(0.0, 1.0, 4.0),
+                             encoder_kwargs=ENCODER, train_eeg_encoder=False)
+    run = run_retrieval(small_data, split, random_clip, config, TrainConfig(max_epochs=1, device="cpu"),
+                        encoder_state=task1.encoder.state_dict(), category_state=task1.heads.state_dict(),
+                        n_boot=10, bertscore_model=False, progress=False)
+    assert run.prior_weight in config.prior_weights
+    assert run.summary_row()["category prior weight"] == run.prior_weight
+    # the test ranking is cosine + w * temperature * log p(category), w chosen on validation
+    model = run.fit.model
+    out = eeg_outputs(model, sets.test, subject_lookup(sets.train_subjects, small_data.subjects), device="cpu")
+    bank = caption_bank(small_data.trials.iloc[split.test])
+    text = model.text.embed_all().detach().numpy()[bank["caption_id"].to_numpy()]
+    expected = out["eeg"] @ text.T + run.prior_weight * config.temperature * out["log_proba"][:, bank["category_id"]]
+    np.testing.assert_allclose(run.test.similarity, expected, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(out["log_proba"], out["log_proba"][:1])  # the prior differs between trials
+    # the category head started from the Task 1 heads given
+    with pytest.raises(ValueError, match="category_state does not fit"):
+        run_retrieval(small_data, split, random_clip, config, TrainConfig(max_epochs=1, device="cpu"),
+                      category_state={"heads.sub-99.1.weight": torch.zeros(20, 16)},
+                      n_boot=10, bertscore_model=False, progress=False)
+
+
+def test_shared_projection_trains_a_head_for_every_subject(small_data, random_clip):
+    split = make_split(small_data.trials, "session")
+    config = RetrievalConfig(lambdas={"infonce": 1.0}, encoder_kwargs=ENCODER, shared_projection=True)
+    run = run_retrieval(small_data, split, random_clip, config, TrainConfig(max_epochs=1, device="cpu"),
+                        n_boot=10, bertscore_model=False, progress=False)
+    assert run.fit.model.heads.shared is not None
+    assert "shared projection" in run.label

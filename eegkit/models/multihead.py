@@ -307,6 +307,13 @@ class SubjectHeads(nn.Module):
         Widths of the hidden layers (an int: one layer); None or ``()`` gives a
         linear head.
     dropout : float, default=0.2
+    shared : bool, default=False
+        Add a head shared by every subject: each output is then
+        ``shared(features) + own_head(features)``, the subject heads start at zero and
+        learn only what differs from the shared one (a shared head plus small
+        subject-specific residual heads). The shared head pools every subject's trials,
+        so it is trained on 13 times more data than one subject head, and it is what a
+        subject without a head gets.
 
     Notes
     -----
@@ -314,12 +321,13 @@ class SubjectHeads(nn.Module):
     the batch: an absent subject's head takes no part in the graph, its gradient stays
     ``None`` and optimisers (AdamW's weight decay included) leave it bit-identical.
     A subject index of -1 (a subject with no head, e.g. held out in the cross-subject
-    protocol) gets the mean of all heads' outputs.
+    protocol) gets the shared head's output when there is one, else the mean of all
+    heads' outputs.
     """
 
     def __init__(self, subjects: Sequence[str], d: int, n_outputs: int,
                  hidden: int | Sequence[int] | None = None,
-                 dropout: float = 0.2):
+                 dropout: float = 0.2, shared: bool = False):
         super().__init__()
         self.subjects = tuple(subjects)
 
@@ -333,17 +341,25 @@ class SubjectHeads(nn.Module):
             return nn.Sequential(*layers)
 
         self.heads = nn.ModuleDict({s: head() for s in self.subjects})
+        self.shared = head() if shared else None
+        if shared:  # residual heads start at zero: the model starts as one shared head
+            for own in self.heads.values():
+                nn.init.zeros_(own[-1].weight)
+                nn.init.zeros_(own[-1].bias)
         self.n_outputs = n_outputs
 
     def forward(self, features: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
         parts, where = [], []
         for index in torch.unique(subject).tolist():
             rows = torch.nonzero(subject == index).squeeze(1)
-            if index == UNKNOWN_SUBJECT:
+            if index == UNKNOWN_SUBJECT and self.shared is not None:
+                parts.append(self.shared(features[rows]))
+            elif index == UNKNOWN_SUBJECT:
                 outputs = [head(features[rows]) for head in self.heads.values()]
                 parts.append(torch.stack(outputs).mean(dim=0))
             elif 0 <= index < len(self.subjects):
-                parts.append(self.heads[self.subjects[index]](features[rows]))
+                own = self.heads[self.subjects[index]](features[rows])
+                parts.append(own if self.shared is None else own + self.shared(features[rows]))
             else:
                 raise ValueError(
                     f"subject index {index} has no head; heads are 0..{len(self.subjects) - 1} or -1"
@@ -353,6 +369,42 @@ class SubjectHeads(nn.Module):
         order = torch.cat(where)
         out = torch.cat(parts)
         return out[torch.argsort(order)]
+
+
+class SubjectLayer(nn.Module):
+    """A learned linear remix of the electrodes per subject, ``(B, C, T) -> (B, C, T)``.
+
+    Défossez et al. (2023)'s "subject layer": every subject's head and cap put the
+    sources on the electrodes differently, so each subject gets its own ``C x C``
+    matrix in front of the shared stages. Matrices start as the identity (the model
+    starts as without the layer); like :class:`SubjectHeads`, only the matrices of
+    subjects present in a batch take part in the graph, and a subject index of -1
+    (no matrix of its own) gets the mean matrix of all subjects.
+
+    Parameters
+    ----------
+    subjects : sequence of str
+    n_chans : int
+    """
+
+    def __init__(self, subjects: Sequence[str], n_chans: int):
+        super().__init__()
+        self.subjects = tuple(subjects)
+        self.weights = nn.ParameterDict({s: nn.Parameter(torch.eye(n_chans)) for s in self.subjects})
+
+    def forward(self, X: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(X)
+        for index in torch.unique(subject).tolist():
+            rows = torch.nonzero(subject == index).squeeze(1)
+            if index == UNKNOWN_SUBJECT:
+                weight = torch.stack(list(self.weights.values())).mean(dim=0)
+            elif 0 <= index < len(self.subjects):
+                weight = self.weights[self.subjects[index]]
+            else:
+                raise ValueError(f"subject index {index} has no subject layer; "
+                                 f"0..{len(self.subjects) - 1} or -1")
+            out[rows] = torch.einsum("oc,bct->bot", weight.to(X.dtype), X[rows])
+        return out
 
 
 class MultiHeadEEGNet(EEGModel):
@@ -368,6 +420,13 @@ class MultiHeadEEGNet(EEGModel):
     n_layers : int, default=2
     n_heads : int, default=4
     head_hidden : int or None, default=None
+    shared_head : bool, default=False
+        A head shared by all subjects plus subject-specific residual heads; see
+        :class:`SubjectHeads`.
+    subject_layer : bool or "fixed", default=False
+        A :class:`SubjectLayer` (per-subject electrode remix) before the encoder;
+        ``"fixed"`` keeps its matrices as set (e.g. to each subject's Euclidean
+        alignment) instead of training them.
     dropout : float, default=0.1
     readout : {"spatial", "flatten", "summary", "mean"}, default="flatten"
         See :class:`ElectrodeTransformer`.
@@ -377,11 +436,16 @@ class MultiHeadEEGNet(EEGModel):
 
     def __init__(self, n_chans, n_times, sfreq, subjects: Sequence[str], n_outputs=len(CATEGORIES),
                  d=64, n_layers=2, n_heads=4, head_hidden=None, dropout=0.1, readout="flatten",
-                 cnn_kwargs=None):
+                 cnn_kwargs=None, shared_head=False, subject_layer=False):
         super().__init__(n_chans, n_times, sfreq, n_outputs)
         self.encoder = build_encoder(n_chans, n_times, sfreq, d, n_layers, n_heads, dropout, readout,
                                      cnn_kwargs)
-        self.heads = SubjectHeads(subjects, d, n_outputs, hidden=head_hidden)
+        self.heads = SubjectHeads(subjects, d, n_outputs, hidden=head_hidden, shared=shared_head)
+        if subject_layer not in (False, True, "fixed"):
+            raise ValueError(f"subject_layer must be False, True or 'fixed', not {subject_layer!r}")
+        self.subject_layer = SubjectLayer(subjects, n_chans) if subject_layer else None
+        if subject_layer == "fixed":
+            self.subject_layer.requires_grad_(False)
 
     @property
     def subjects(self) -> tuple[str, ...]:
@@ -390,4 +454,7 @@ class MultiHeadEEGNet(EEGModel):
     def forward(self, X: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
         if subject is None:
             subject = torch.full((X.shape[0],), UNKNOWN_SUBJECT, device=X.device)
+        if self.subject_layer is not None:
+            self._check_input(X)
+            X = self.subject_layer(X, subject)
         return self.heads(self.encoder(X), subject)

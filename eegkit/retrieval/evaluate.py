@@ -91,6 +91,7 @@ def rank_captions(
     n_boot: int | None = 1000,
     seed: int = 0,
     bertscore_model: str | None | bool = None,
+    extra_scores: np.ndarray | None = None,
 ) -> RankedCaptions:
     """Rank ``bank`` for each query by cosine similarity and compute every Task 2 score.
 
@@ -108,12 +109,19 @@ def rank_captions(
     seed : int, default=0
     bertscore_model : str, None or False
         Model of :func:`eegkit.metrics.bertscore` (None: MiniLM, offline); False skips it.
+    extra_scores : ndarray, shape (n_queries, n_bank), optional
+        Added to the cosine similarity before ranking (e.g. a weighted
+        log-probability of each caption's category, see
+        :func:`eegkit.retrieval.runner.run_retrieval`); CLIPScore still compares the
+        embeddings alone.
 
     Returns
     -------
     ranked : RankedCaptions
     """
     sim = metrics.cosine_similarity(query_emb, bank_emb)
+    if extra_scores is not None:
+        sim = sim + np.asarray(extra_scores, dtype=sim.dtype)
     ranked = _ranked(sim, queries, bank, np.asarray(query_emb), np.asarray(bank_emb), n_boot, seed,
                      bertscore_model)
     if n_boot is not None:
@@ -151,6 +159,41 @@ def _ranked(sim, queries, bank, query_emb, bank_emb, n_boot, seed, bertscore_mod
     if bertscore_model is not False:
         ranked.bertscore = metrics.bertscore(top, list(queries["caption"]), model_type=bertscore_model or None)
     return ranked
+
+
+def within_category(ranked: RankedCaptions, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Instance-level scores when each query ranks only the captions of its own category.
+
+    A diagnostic of what a ranker knows beyond the category: a ranker that knows
+    the category and nothing else (classify-then-retrieve, where the captions of a
+    category tie) scores exactly chance here, ``k / n`` for a category of ``n``
+    captions in the bank.
+
+    Parameters
+    ----------
+    ranked : RankedCaptions
+    n_boot, seed
+        Bootstrap resamples of the queries.
+
+    Returns
+    -------
+    table : DataFrame
+        The instance-level rows of :func:`eegkit.metrics.summarize_retrieval`
+        (``Recall@k (instance)``, ``MAP (instance)``), with chance from each
+        category's number of bank captions.
+    """
+    parts = []
+    bank_categories = ranked.bank["category"].to_numpy()
+    query_categories = ranked.queries["category"].to_numpy()
+    for category in np.unique(query_categories):
+        rows = np.flatnonzero(query_categories == category)
+        columns = np.flatnonzero(bank_categories == category)
+        queries = ranked.queries.iloc[rows]
+        parts.append(metrics.retrieval_scores(
+            ranked.similarity[np.ix_(rows, columns)], queries["caption_id"], queries["category"],
+            ranked.bank["caption_id"].to_numpy()[columns], bank_categories[columns]))
+    table = metrics.summarize_retrieval(pd.concat(parts, ignore_index=True), n_boot=n_boot, seed=seed)
+    return table[~table["column"].str.startswith("class_")].reset_index(drop=True)
 
 
 def image_retrieval(clip: Clip, rows: pd.DataFrame, *, batch_size: int = 64, n_boot: int = 1000,

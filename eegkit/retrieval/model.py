@@ -44,17 +44,25 @@ class EEGCaptionModel(nn.Module):
         Hidden widths of each projection head: ``()`` linear, ``(256,)`` or
         ``(256, 256)`` an MLP with one or two hidden layers.
     category_head : bool, default=False
-        Add a 20-way classifier on the encoder output (the CE term).
+        Add a 20-way classifier on the encoder output (the CE term), one linear head
+        per subject as in Task 1 (:class:`eegkit.models.SubjectHeads`, so a Task 1
+        model's heads can be loaded into it).
     encoder_kwargs : dict, optional
         Arguments of :func:`eegkit.models.build_encoder` (``d``, ``n_layers``, ...).
+    shared_projection : bool, default=False
+        A projection head shared by every subject plus subject-specific residual heads
+        (:class:`eegkit.models.SubjectHeads` with ``shared=True``) instead of
+        independent heads.
     """
 
     def __init__(self, n_chans: int, n_times: int, sfreq: float, subjects, text: CaptionEncoder,
-                 projection_hidden=(), category_head: bool = False, encoder_kwargs: dict | None = None):
+                 projection_hidden=(), category_head: bool = False, encoder_kwargs: dict | None = None,
+                 shared_projection: bool = False):
         super().__init__()
         self.encoder = build_encoder(n_chans, n_times, sfreq, **(encoder_kwargs or {}))
-        self.heads = SubjectHeads(subjects, self.encoder.d, text.dim, hidden=tuple(projection_hidden))
-        self.category_head = nn.Linear(self.encoder.d, len(CATEGORIES)) if category_head else None
+        self.heads = SubjectHeads(subjects, self.encoder.d, text.dim, hidden=tuple(projection_hidden),
+                                  shared=shared_projection)
+        self.category_head = SubjectHeads(subjects, self.encoder.d, len(CATEGORIES)) if category_head else None
         self.text = text
         # True while training on precomputed encoder features (EEG encoder frozen).
         self.encoded_input = False
@@ -69,7 +77,7 @@ class EEGCaptionModel(nn.Module):
             subject = torch.full((X.shape[0],), UNKNOWN_SUBJECT, device=X.device)
         features = X if self.encoded_input else self.encoder(X)
         eeg = nn.functional.normalize(self.heads(features, subject).float(), dim=-1)
-        logits = self.category_head(features) if self.category_head is not None else None
+        logits = self.category_head(features, subject) if self.category_head is not None else None
         return {"eeg": eeg, "logits": logits}
 
     def n_trainable(self) -> dict[str, int]:
@@ -214,13 +222,29 @@ def load_encoder_weights(model: EEGCaptionModel, checkpoint: str | os.PathLike) 
 
 
 @torch.no_grad()
+def eeg_outputs(model: EEGCaptionModel, dataset: EEGTrialDataset, lookup: torch.Tensor,
+                batch_size: int = 256, device: str = "auto") -> dict[str, np.ndarray | None]:
+    """The model's outputs for every trial of a dataset.
+
+    Returns
+    -------
+    outputs : dict
+        ``eeg``: unit-norm EEG embeddings, shape (n_trials, dim); ``log_proba``: the
+        category head's log-probabilities, shape (n_trials, 20), or None without one.
+    """
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    eeg, log_proba = [], []
+    for batch in make_loader(dataset, batch_size):
+        subject = lookup[batch["subject"]].to(dev)
+        out = model(batch["X"].to(dev), subject)
+        eeg.append(out["eeg"].float().cpu().numpy())
+        if out["logits"] is not None:
+            log_proba.append(torch.log_softmax(out["logits"].float(), dim=1).cpu().numpy())
+    return {"eeg": np.concatenate(eeg), "log_proba": np.concatenate(log_proba) if log_proba else None}
+
+
 def embed_eeg(model: EEGCaptionModel, dataset: EEGTrialDataset, lookup: torch.Tensor,
               batch_size: int = 256, device: str = "auto") -> np.ndarray:
     """Unit-norm EEG embeddings of every trial of a dataset, shape (n_trials, dim)."""
-    dev = resolve_device(device)
-    model.to(dev).eval()
-    parts = []
-    for batch in make_loader(dataset, batch_size):
-        subject = lookup[batch["subject"]].to(dev)
-        parts.append(model(batch["X"].to(dev), subject)["eeg"].float().cpu().numpy())
-    return np.concatenate(parts)
+    return eeg_outputs(model, dataset, lookup, batch_size, device)["eeg"]

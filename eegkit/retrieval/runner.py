@@ -24,7 +24,7 @@ from eegkit.models import subject_lookup
 from eegkit.retrieval.clip import Clip, caption_bank, caption_texts, embed_images, embed_texts
 from eegkit.retrieval.evaluate import RankedCaptions, rank_captions, scores_row
 from eegkit.retrieval.losses import TERM_LABELS, CombinedLoss, make_loss, teacher_distribution
-from eegkit.retrieval.model import EEGCaptionModel, RetrievalObjective, _encoded, embed_eeg, load_encoder_weights
+from eegkit.retrieval.model import EEGCaptionModel, RetrievalObjective, _encoded, eeg_outputs, load_encoder_weights
 from eegkit.retrieval.textencoder import STRATEGIES, CaptionEncoder
 from eegkit.train import FitResult, TrainConfig, fit, resolve_device, run_key, seed_everything
 
@@ -70,6 +70,16 @@ class RetrievalConfig:
     n_unfrozen_layers : int, default=1
     adapter_bottleneck : int, default=16
     lora_rank : int, default=4
+    shared_projection : bool, default=False
+        One projection head shared by all subjects plus subject residual heads
+        (:class:`eegkit.models.SubjectHeads` with ``shared=True``).
+    prior_weights : tuple of float, default=(0.0,)
+        Rank captions by ``cos(eeg, caption) / temperature + w * log p(category |
+        EEG)``, with ``p`` from the category head (needs a ``ce`` term) and ``w`` the
+        one of these with the best validation score (instance + class-aware
+        Recall@5). ``w = 0`` ranks by the embedding alone; a positive ``w`` factorises
+        the caption's probability into the category's probability, from the
+        classifier, times the caption's within the category, from the embedding.
     """
 
     lambdas: dict = field(default_factory=lambda: {"infonce": 1.0, "kd": 1.0})
@@ -89,6 +99,8 @@ class RetrievalConfig:
     n_unfrozen_layers: int = 1
     adapter_bottleneck: int = 16
     lora_rank: int = 4
+    shared_projection: bool = False
+    prior_weights: tuple = (0.0,)
 
     def __post_init__(self):
         if self.strategy == "both_frozen":  # the handout's name for frozen text + frozen EEG
@@ -96,6 +108,9 @@ class RetrievalConfig:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; choose from {tuple(STRATEGIES)}")
         self.projection_hidden = tuple(self.projection_hidden)
+        self.prior_weights = tuple(float(w) for w in self.prior_weights) or (0.0,)
+        if any(self.prior_weights) and not self.lambdas.get("ce"):
+            raise ValueError("prior_weights need a category head: add a 'ce' term to lambdas")
         self.make_loss()  # checks the loss terms and settings where they are defined
 
     def make_loss(self) -> CombinedLoss:
@@ -108,7 +123,9 @@ class RetrievalConfig:
     def loss_label(self) -> str:
         names = {**TERM_LABELS, "debiased": f"debiased({self.debias_strategy})"}
         terms = [f"{w:g}·{names[k]}" if w != 1 else names[k] for k, w in self.lambdas.items() if w]
-        return " + ".join(terms) + (f", KD warm-up {self.kd_warmup_epochs}" if self.kd_warmup_epochs else "")
+        return (" + ".join(terms) + (f", KD warm-up {self.kd_warmup_epochs}" if self.kd_warmup_epochs else "")
+                + (", shared projection" if self.shared_projection else "")
+                + (", category prior" if any(self.prior_weights) else ""))
 
     @property
     def label(self) -> str:
@@ -135,6 +152,8 @@ class RetrievalRun:
     #: Mean validation scores (``recall@5``, ``class_recall@5``, ``ap``), for choosing
     #: a configuration without looking at the test split.
     validation: dict = field(default_factory=dict)
+    #: The category-prior weight chosen on validation (0: the embedding alone).
+    prior_weight: float = 0.0
 
     @property
     def selection_score(self) -> float:
@@ -156,6 +175,7 @@ class RetrievalRun:
                             "EEG encoder": self.eeg_encoder_label}, protocol=self.protocol)
         row.update(self.test.text_row())
         row.update({f"validation {name}": value for name, value in self.validation.items()})
+        row["category prior weight"] = self.prior_weight
         history = self.fit.history
         row.update({
             "trainable EEG params": self.n_trainable["eeg"],
@@ -176,13 +196,25 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 
 def _rank(model: EEGCaptionModel, dataset: EEGTrialDataset, lookup: torch.Tensor, all_text: np.ndarray,
-          device: str, **score_kwargs) -> RankedCaptions:
-    """Rank the bank of ``dataset``'s trials (their unique captions) for each of its trials."""
+          device: str, prior_weights=(0.0,), temperature: float = 1.0,
+          **score_kwargs) -> dict[float, RankedCaptions]:
+    """Rank the bank of ``dataset``'s trials (their unique captions) for each of its trials.
+
+    One ranking per weight ``w`` of ``prior_weights``: cosine similarity plus
+    ``w * temperature * log p(caption's category)`` (the same order as
+    ``cos / temperature + w * log p``).
+    """
     rows = dataset.data.trials.iloc[dataset.rows]
     bank = caption_bank(rows)
-    eeg = embed_eeg(model, dataset, lookup, device=device)
-    return rank_captions(eeg, all_text[bank["caption_id"].to_numpy()], rows.reset_index(drop=True), bank,
-                         **score_kwargs)
+    out = eeg_outputs(model, dataset, lookup, device=device)
+    rankings = {}
+    for weight in prior_weights:
+        extra = None
+        if weight:
+            extra = weight * temperature * out["log_proba"][:, bank["category_id"].to_numpy()]
+        rankings[weight] = rank_captions(out["eeg"], all_text[bank["caption_id"].to_numpy()],
+                                         rows.reset_index(drop=True), bank, extra_scores=extra, **score_kwargs)
+    return rankings
 
 
 def run_retrieval(
@@ -193,6 +225,7 @@ def run_retrieval(
     train_config: TrainConfig,
     checkpoint_dir: str | os.PathLike | None = None,
     encoder_state: dict | None = None,
+    category_state: dict | None = None,
     n_boot: int = 1000,
     bertscore_model: str | None | bool = None,
     progress: bool = True,
@@ -218,6 +251,10 @@ def run_retrieval(
         Weights of a Task 1 encoder (``model.encoder.state_dict()`` of a trained
         :class:`eegkit.models.MultiHeadEEGNet`) to start from; with
         ``train_eeg_encoder=False`` they stay fixed and their features are computed once.
+    category_state : dict, optional
+        Weights of a Task 1 model's subject heads (``model.heads.state_dict()``) that
+        initialise the category head (configurations with a ``ce`` term), so the
+        category prior starts from the Task 1 classifier.
     n_boot : int, default=1000
     bertscore_model : str, None or False
         Model of :func:`eegkit.metrics.bertscore` for the top-ranked caption
@@ -244,11 +281,19 @@ def run_retrieval(
     model = EEGCaptionModel(data.n_chans, data.n_times, data.sfreq, train_subjects, text,
                             projection_hidden=config.projection_hidden,
                             category_head=bool(config.lambdas.get("ce")),
-                            encoder_kwargs=config.encoder_kwargs)
+                            encoder_kwargs=config.encoder_kwargs,
+                            shared_projection=config.shared_projection)
     if config.encoder_init:
         load_encoder_weights(model, config.encoder_init)
     if encoder_state is not None:
         model.encoder.load_state_dict(encoder_state)
+    if category_state is not None and model.category_head is not None:
+        try:
+            model.category_head.load_state_dict(category_state)
+        except RuntimeError as exc:
+            raise ValueError("category_state does not fit the category head (one linear head per "
+                             "training subject, as Task 1's multihead model with head_hidden=None "
+                             f"and no shared head): {str(exc).splitlines()[0]}") from exc
     if not config.train_eeg_encoder:
         model.encoder.requires_grad_(False)
         train_set, val_set = (_encoded(model.encoder, ds, train_config.device) for ds in (train_set, val_set))
@@ -265,19 +310,25 @@ def run_retrieval(
 
     checkpoint = None
     if checkpoint_dir:
+        starting = {**(encoder_state or {}),
+                    **{f"category_head.{k}": v for k, v in (category_state or {}).items()}}
         key = run_key(data, split, {"clip": clip.fingerprint(), "config": asdict(config),
-                                    "train": asdict(train_config)}, encoder_state)
+                                    "train": asdict(train_config)}, starting)
         checkpoint = Path(checkpoint_dir) / f"retrieval_{split.protocol}_{key}.pt"
     result = fit(model, objective, train_set, val_set, train_config, checkpoint=checkpoint,
                  progress=progress, name=config.label)
 
     result.model.encoded_input = False  # evaluation runs the whole model on raw trials
     all_text = result.model.text.embed_all().cpu().numpy()
-    val = _rank(result.model, sets.val, lookup, all_text, train_config.device, n_boot=None)
+    weights = dict(prior_weights=config.prior_weights, temperature=config.temperature)
+    val_rankings = _rank(result.model, sets.val, lookup, all_text, train_config.device, n_boot=None, **weights)
+    validation = {w: {c: float(r.per_query[c].mean()) for c in VALIDATION_COLUMNS} for w, r in val_rankings.items()}
+    weight = max(validation, key=lambda w: validation[w]["recall@5"] + validation[w]["class_recall@5"])
     test = _rank(result.model, sets.test, lookup, all_text, train_config.device, n_boot=n_boot,
-                 seed=train_config.seed, bertscore_model=bertscore_model)
+                 seed=train_config.seed, bertscore_model=bertscore_model,
+                 prior_weights=(weight,), temperature=config.temperature)[weight]
     test.per_query["subject"] = test.queries["subject"].to_numpy()
     return RetrievalRun(config=config, protocol=split.protocol, fit=result, test=test,
                         n_trainable=result.model.n_trainable(), peak_memory_mb=_peak_memory_mb(device),
                         encoder_init="Task 1" if encoder_state is not None or config.encoder_init else "random",
-                        validation={c: float(val.per_query[c].mean()) for c in VALIDATION_COLUMNS})
+                        validation=validation[weight], prior_weight=weight)
