@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,14 +55,26 @@ class ClassificationRun:
     per_subject: pd.DataFrame
     confusion: np.ndarray
     n_parameters: int
+    #: Every trained copy of an ensemble over seeds (``fit`` is the first); empty for one model.
+    members: list[FitResult] = field(default_factory=list)
+    #: Validation accuracy of the ensemble's averaged prediction (None: one model).
+    ensemble_val_accuracy: float | None = None
 
     @property
     def label(self) -> str:
         return MODEL_LABELS.get(self.model_name, self.model_name)
 
     @property
+    def n_members(self) -> int:
+        """Models averaged in the prediction (1 without an ensemble)."""
+        return max(1, len(self.members))
+
+    @property
     def validation_accuracy(self) -> float:
-        """Accuracy on the validation split of the kept model (best epoch), for choosing models."""
+        """Accuracy on the validation split of the kept model (best epoch; the averaged
+        prediction of an ensemble), for choosing models."""
+        if self.ensemble_val_accuracy is not None:
+            return self.ensemble_val_accuracy
         history = self.fit.history
         return float(history.loc[history["epoch"] == self.fit.best_epoch, "val_acc"].iloc[0])
 
@@ -75,8 +87,11 @@ class ClassificationRun:
         table["epochs"] = len(history)
         table["best_epoch"] = self.fit.best_epoch
         table["n_parameters"] = self.n_parameters
-        table["train_trials_per_second"] = float(history["train_trials_per_second"].mean())
-        table["reused_epochs"] = self.fit.reused_epochs  # restored from a checkpoint, not trained now
+        # An ensemble trains on every trial once per member: its rate is one member's / n.
+        table["train_trials_per_second"] = float(history["train_trials_per_second"].mean()) / self.n_members
+        table["ensemble"] = self.n_members
+        # restored from a checkpoint, not trained now
+        table["reused_epochs"] = sum(m.reused_epochs for m in self.members or [self.fit])
         return table
 
 
@@ -90,6 +105,7 @@ def run_classification(
     augment: Sequence[str] = (),
     label_smoothing: float = 0.0,
     align_subjects: bool = False,
+    n_seeds: int = 1,
     n_boot: int = 1000,
     n_perm: int = 1000,
     progress: bool = True,
@@ -124,6 +140,12 @@ def run_classification(
         True}``) at each subject's Euclidean alignment, ``R^{-1/2}`` with ``R`` the
         mean spatial covariance of its training trials
         (:func:`eegkit.data.alignment.euclidean_alignment`).
+    n_seeds : int, default=1
+        Train this many copies, with seeds ``config.seed``, ``config.seed + 1``, ...
+        (each with its own checkpoint; the first is the single model's), and predict
+        with the mean of their probabilities: an ensemble over seeds, which averages
+        out the part of each copy's overfitting that depends on its initial weights
+        and batch order. ``fit`` is the first copy's; ``members`` holds all.
     n_boot, n_perm : int, default=1000
         Bootstrap resamples and label permutations of the scores.
     progress : bool, default=True
@@ -134,44 +156,63 @@ def run_classification(
     """
     if model_name in CLASSICAL_MODELS:
         return _run_classical(data, split, model_name, config.seed, n_boot, n_perm)
-    seed_everything(config.seed)  # the initial weights must not depend on earlier runs
+    if n_seeds < 1:
+        raise ValueError(f"n_seeds={n_seeds}: train at least one model")
     sets = SplitDatasets.from_split(data, split)
-    model = make_model(model_name, data.n_chans, data.n_times, data.sfreq, subjects=sets.train_subjects,
-                       **(model_kwargs or {}))
     lookup = subject_lookup(sets.train_subjects, data.subjects)
-    if align_subjects:
-        if getattr(model, "subject_layer", None) is None:
-            raise ValueError("align_subjects=True needs the multihead model with "
-                             "model_kwargs={'subject_layer': True}")
-        with torch.no_grad():
-            for index, matrix in euclidean_alignment(sets.train).items():
-                model.subject_layer.weights[data.subjects[index]].copy_(torch.from_numpy(matrix))
-    checkpoint = None
-    if checkpoint_dir:
-        training = {"augment": list(augment), "label_smoothing": label_smoothing,
-                    **({"align_subjects": True} if align_subjects else {})}
-        key = run_key(data, split, {"model": model_name, "model_kwargs": model_kwargs or {},
-                                    "config": asdict(config),
-                                    # absent when unused, so older runs keep their keys
-                                    **({"training": training}
-                                       if augment or label_smoothing or align_subjects else {})})
-        checkpoint = Path(checkpoint_dir) / f"{model_name}_{split.protocol}_{key}.pt"
-    objective = ClassificationObjective(lookup, label_smoothing=label_smoothing, augment=augment,
-                                        sfreq=data.sfreq, seed=config.seed)
-    result = fit(model, objective, sets.train, sets.val, config,
-                 checkpoint=checkpoint, progress=progress, name=MODEL_LABELS.get(model_name, model_name))
-    out = predict(result.model, sets.test, lookup, device=config.device)
+    training = {"augment": list(augment), "label_smoothing": label_smoothing,
+                **({"align_subjects": True} if align_subjects else {})}
+    members, log_probas, val_log_probas = [], [], []
+    for member in range(n_seeds):
+        member_config = replace(config, seed=config.seed + member)
+        seed_everything(member_config.seed)  # the initial weights must not depend on earlier runs
+        model = make_model(model_name, data.n_chans, data.n_times, data.sfreq, subjects=sets.train_subjects,
+                           **(model_kwargs or {}))
+        if align_subjects:
+            if getattr(model, "subject_layer", None) is None:
+                raise ValueError("align_subjects=True needs the multihead model with "
+                                 "model_kwargs={'subject_layer': True}")
+            with torch.no_grad():
+                for index, matrix in euclidean_alignment(sets.train).items():
+                    model.subject_layer.weights[data.subjects[index]].copy_(torch.from_numpy(matrix))
+        checkpoint = None
+        if checkpoint_dir:
+            key = run_key(data, split, {"model": model_name, "model_kwargs": model_kwargs or {},
+                                        "config": asdict(member_config),
+                                        # absent when unused, so older runs keep their keys
+                                        **({"training": training}
+                                           if augment or label_smoothing or align_subjects else {})})
+            checkpoint = Path(checkpoint_dir) / f"{model_name}_{split.protocol}_{key}.pt"
+        objective = ClassificationObjective(lookup, label_smoothing=label_smoothing, augment=augment,
+                                            sfreq=data.sfreq, seed=member_config.seed)
+        name = MODEL_LABELS.get(model_name, model_name) + (f" (seed {member_config.seed})" if n_seeds > 1 else "")
+        result = fit(model, objective, sets.train, sets.val, member_config,
+                     checkpoint=checkpoint, progress=progress, name=name)
+        members.append(result)
+        out = predict(result.model, sets.test, lookup, device=config.device)
+        log_probas.append(torch.log_softmax(torch.from_numpy(out["logits"]), dim=1))
+        if n_seeds > 1:
+            val = predict(result.model, sets.val, lookup, device=config.device)
+            val_log_probas.append(torch.log_softmax(torch.from_numpy(val["logits"]), dim=1))
+    ensemble_val_accuracy = None
+    if n_seeds > 1:  # the log of the mean probability: the ensemble's log-probabilities
+        log_n = float(np.log(n_seeds))
+        out["logits"] = (torch.logsumexp(torch.stack(log_probas), dim=0) - log_n).numpy()
+        val_logits = torch.logsumexp(torch.stack(val_log_probas), dim=0) - log_n
+        ensemble_val_accuracy = float((val_logits.argmax(dim=1).numpy() == val["y"]).mean())
     y_hat = out["logits"].argmax(axis=1)
     return ClassificationRun(
         model_name=model_name,
         protocol=split.protocol,
-        fit=result,
+        fit=members[0],
         predictions=out,
         scores=score_table(out["y"], out["logits"], n_boot=n_boot, n_perm=n_perm, seed=config.seed),
         per_subject=per_subject_accuracy(out["y"], y_hat, out["subject"], data.subjects,
                                          n_boot=n_boot, seed=config.seed),
         confusion=confusion_matrix(out["y"], y_hat),
-        n_parameters=sum(p.numel() for p in result.model.parameters()),
+        n_parameters=sum(p.numel() for m in members for p in m.model.parameters()),
+        members=members if n_seeds > 1 else [],
+        ensemble_val_accuracy=ensemble_val_accuracy,
     )
 
 

@@ -109,3 +109,34 @@ def test_binned_features_average_each_bin():
     features = binned_features(X, sfreq=100.0, bin_seconds=0.05)  # 5 samples a bin
     assert features.shape == (2, 3 * 2)
     np.testing.assert_allclose(features[0, :2], [X[0, 0, :5].mean(), X[0, 0, 5:].mean()])
+
+
+def test_an_ensemble_over_seeds_averages_the_probabilities_of_its_members(data, tmp_path):
+    import torch
+
+    from eegkit.data.torchdata import SplitDatasets
+    from eegkit.models import subject_lookup
+    from eegkit.train import predict
+
+    split = make_split(data.trials, "session")
+    config = TrainConfig(max_epochs=1, batch_size=32, seed=3)
+    single = run_classification(data, split, "wang_fc", config, tmp_path, n_boot=10, n_perm=10, progress=False)
+    ensemble = run_classification(data, split, "wang_fc", config, tmp_path, n_seeds=2, n_boot=10, n_perm=10,
+                                  progress=False)
+    assert [m.config["seed"] for m in ensemble.members] == [3, 4]
+    assert ensemble.members[0].reused_epochs == 1  # the first member is the single model, reused
+    assert same_weights(ensemble.members[0].model, single.fit.model.state_dict())
+    sets = SplitDatasets.from_split(data, split)
+    lookup = subject_lookup(sets.train_subjects, data.subjects)
+    probabilities = [torch.softmax(torch.from_numpy(predict(m.model, part, lookup)["logits"]), 1)
+                     for part in (sets.test, sets.val) for m in ensemble.members]
+    expected_test = torch.log((probabilities[0] + probabilities[1]) / 2).numpy()
+    np.testing.assert_allclose(ensemble.predictions["logits"], expected_test, rtol=1e-5, atol=1e-5)
+    val_prediction = ((probabilities[2] + probabilities[3]) / 2).argmax(1).numpy()
+    y_val = data.trials["category_id"].to_numpy()[sets.val.rows]
+    assert ensemble.validation_accuracy == pytest.approx((val_prediction == y_val).mean())
+    rows = ensemble.results_rows()
+    assert (rows["ensemble"] == 2).all() and (single.results_rows()["ensemble"] == 1).all()
+    assert ensemble.n_parameters == 2 * single.n_parameters
+    with pytest.raises(ValueError, match="at least one model"):
+        run_classification(data, split, "wang_fc", config, n_seeds=0)
