@@ -21,7 +21,7 @@ from eegkit.data.channels import CATEGORIES
 from eegkit.data.loading import EEGData
 from eegkit.data.splits import Split
 from eegkit.data.torchdata import SplitDatasets
-from eegkit.metrics import confusion_matrix, per_subject_accuracy, score_table
+from eegkit.metrics import bootstrap_ci, confusion_matrix, per_subject_accuracy, score_table
 from eegkit.models import make_model, subject_lookup
 from eegkit.models.classical import (
     CLASSICAL_MODELS,
@@ -42,6 +42,31 @@ MODEL_LABELS = {
     "logistic": "Logistic regression",
 }
 
+#: The multi-head model's recipe, one kept change at a time: ``(label, arguments of
+#: run_classification the step adds)``. Each change was kept because it raised the
+#: validation accuracy on the session split (``benchmarks/multihead_ablation.py``
+#: lists the candidates tried, kept or not); notebook 03 trains every prefix for its
+#: ablation table, and the whole recipe is the model of the report.
+MULTIHEAD_STEPS: tuple[tuple[str, dict], ...] = (
+    ("handout model", {}),
+    ("+ ensemble over 3 seeds", {"n_seeds": 3}),
+)
+
+
+def multihead_recipe(steps=MULTIHEAD_STEPS) -> dict:
+    """The arguments of :func:`run_classification` that ``steps`` add up to
+    (``model_kwargs`` merged, the rest replaced)."""
+    recipe: dict = {}
+    for _, change in steps:
+        for key, value in change.items():
+            recipe[key] = {**recipe.get(key, {}), **value} if key == "model_kwargs" else value
+    return recipe
+
+
+#: :func:`multihead_recipe` of all :data:`MULTIHEAD_STEPS`: the multi-head model of
+#: notebooks 03 and 05 and of the benchmarks.
+MULTIHEAD_RECIPE: dict = multihead_recipe()
+
 
 @dataclass
 class ClassificationRun:
@@ -57,8 +82,9 @@ class ClassificationRun:
     n_parameters: int
     #: Every trained copy of an ensemble over seeds (``fit`` is the first); empty for one model.
     members: list[FitResult] = field(default_factory=list)
-    #: Validation accuracy of the ensemble's averaged prediction (None: one model).
-    ensemble_val_accuracy: float | None = None
+    #: The validation trials' predictions, as ``predictions`` (None for the classical
+    #: references, whose history holds their validation accuracy).
+    val_predictions: dict[str, np.ndarray] | None = None
 
     @property
     def label(self) -> str:
@@ -73,10 +99,20 @@ class ClassificationRun:
     def validation_accuracy(self) -> float:
         """Accuracy on the validation split of the kept model (best epoch; the averaged
         prediction of an ensemble), for choosing models."""
-        if self.ensemble_val_accuracy is not None:
-            return self.ensemble_val_accuracy
+        if self.val_predictions is not None:
+            out = self.val_predictions
+            return float((out["logits"].argmax(axis=1) == out["y"]).mean())
         history = self.fit.history
         return float(history.loc[history["epoch"] == self.fit.best_epoch, "val_acc"].iloc[0])
+
+    def validation_scores(self, n_boot: int = 1000, seed: int = 0) -> pd.Series:
+        """Validation accuracy with its 95 % bootstrap interval: ``value``, ``ci_low``, ``ci_high``."""
+        out = self.val_predictions
+        if out is None:
+            raise ValueError(f"{self.label} kept no validation predictions")
+        correct = out["logits"].argmax(axis=1) == out["y"]
+        low, high = bootstrap_ci(lambda i: correct[i].mean(), len(correct), n_boot, seed=seed)
+        return pd.Series({"value": float(correct.mean()), "ci_low": low, "ci_high": high})
 
     def results_rows(self) -> pd.DataFrame:
         """The score table with model, protocol, size and cost columns added."""
@@ -191,15 +227,12 @@ def run_classification(
         members.append(result)
         out = predict(result.model, sets.test, lookup, device=config.device)
         log_probas.append(torch.log_softmax(torch.from_numpy(out["logits"]), dim=1))
-        if n_seeds > 1:
-            val = predict(result.model, sets.val, lookup, device=config.device)
-            val_log_probas.append(torch.log_softmax(torch.from_numpy(val["logits"]), dim=1))
-    ensemble_val_accuracy = None
+        val = predict(result.model, sets.val, lookup, device=config.device)
+        val_log_probas.append(torch.log_softmax(torch.from_numpy(val["logits"]), dim=1))
     if n_seeds > 1:  # the log of the mean probability: the ensemble's log-probabilities
         log_n = float(np.log(n_seeds))
         out["logits"] = (torch.logsumexp(torch.stack(log_probas), dim=0) - log_n).numpy()
-        val_logits = torch.logsumexp(torch.stack(val_log_probas), dim=0) - log_n
-        ensemble_val_accuracy = float((val_logits.argmax(dim=1).numpy() == val["y"]).mean())
+        val["logits"] = (torch.logsumexp(torch.stack(val_log_probas), dim=0) - log_n).numpy()
     y_hat = out["logits"].argmax(axis=1)
     return ClassificationRun(
         model_name=model_name,
@@ -212,7 +245,7 @@ def run_classification(
         confusion=confusion_matrix(out["y"], y_hat),
         n_parameters=sum(p.numel() for m in members for p in m.model.parameters()),
         members=members if n_seeds > 1 else [],
-        ensemble_val_accuracy=ensemble_val_accuracy,
+        val_predictions=val,
     )
 
 

@@ -21,8 +21,11 @@
 #
 # * **losses** with both encoders frozen (the handout's "both frozen": the Task 1
 #   encoder from notebook 03's checkpoint, only the projection heads train): cosine,
-#   KD, naive InfoNCE, debiased InfoNCE (down-weighting, same-class removal) and a
-#   combination with a KD warm-up;
+#   KD, naive InfoNCE, debiased InfoNCE (down-weighting, same-class removal), a
+#   combination with a KD warm-up, and that combination with a *category prior*: one
+#   projection head shared by the subjects (plus small subject residuals), and captions
+#   ranked by `cos / T + w log p(category | EEG)`, the category probabilities from a
+#   per-subject category head that starts from the Task 1 heads, `w` chosen on validation;
 # * **text-encoder strategies** with one loss and the EEG encoder still frozen, so the
 #   text side is the only difference: frozen, partial unfreezing, adapters, LoRA;
 # * **frozen CLIP**: the EEG encoder trains too (the costly row).
@@ -46,6 +49,7 @@ init_from_task1 = True
 max_epochs = 8
 batch_size = 64
 lr = 1e-3
+recipe_steps = None  # as in notebook 03 (None: eegkit's MULTIHEAD_STEPS)
 # Task 2B training
 retrieval_epochs = 8  # frozen EEG encoder: cheap epochs
 retrieval_lr = 1e-3
@@ -56,6 +60,8 @@ loss_configs = [
     {"lambdas": {"debiased": 1.0}, "debias_strategy": "downweight"},
     {"lambdas": {"debiased": 1.0}, "debias_strategy": "same_class"},
     {"lambdas": {"kd": 1.0, "debiased": 1.0, "ce": 0.5}, "kd_warmup_epochs": 2},
+    {"lambdas": {"kd": 1.0, "debiased": 1.0, "ce": 0.5}, "kd_warmup_epochs": 2, "shared_projection": True,
+     "prior_weights": [0.0, 0.25, 0.5, 1.0, 2.0, 4.0]},
 ]
 strategy_loss = {"lambdas": {"kd": 1.0, "infonce": 1.0}}  # loss of the strategy rows
 strategies = ["frozen", "partial", "adapter", "lora"]
@@ -75,12 +81,12 @@ from IPython.display import Markdown, display
 import eegkit
 from eegkit import metrics
 from eegkit.ceiling import bayes_ceiling
-from eegkit.classification import run_classification
+from eegkit.classification import MULTIHEAD_STEPS, multihead_recipe, run_classification
 from eegkit.data.splits import make_split
 from eegkit.report import plots, save_figure, save_table
 from eegkit.retrieval import (RetrievalConfig, ablation_table, chance_row, chance_verdicts, example_queries,
                               image_retrieval, load_clip, reference_labels, run_retrieval, scores_row)
-from eegkit.retrieval.evaluate import CEILING_QUERIES, with_fraction_of_ceiling
+from eegkit.retrieval.evaluate import CEILING_QUERIES, with_fraction_of_ceiling, within_category
 from eegkit.retrieval.references import classify_then_retrieve, linear_map_retrieval
 from eegkit.train import TrainConfig, resolve_device
 
@@ -110,9 +116,14 @@ image_row = {**scores_row(images.scores, **reference_labels(f"images ({clip.labe
 
 # %%
 task1_config = TrainConfig(max_epochs=max_epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
-task1 = run_classification(data, split, "multihead", task1_config, checkpoint_dir, n_boot=100, n_perm=10)
+recipe = multihead_recipe([tuple(step) for step in recipe_steps] if recipe_steps else MULTIHEAD_STEPS)
+task1 = run_classification(data, split, "multihead", task1_config, checkpoint_dir, n_boot=100, n_perm=10,
+                           **recipe)
+# An ensemble's first model gives the encoder and the category heads.
 encoder_state = task1.fit.model.encoder.state_dict() if init_from_task1 else None
-print(f"Task 1 encoder: test accuracy {task1.scores.set_index('metric').loc['accuracy', 'value']:.1%}")
+category_state = task1.fit.model.heads.state_dict() if init_from_task1 else None
+print(f"Task 1 model: test accuracy {task1.scores.set_index('metric').loc['accuracy', 'value']:.1%} "
+      f"({task1.n_members} model(s); the encoder and heads below are the first's)")
 
 # %% [markdown]
 # ## Two reference rows
@@ -145,7 +156,8 @@ frozen_eeg = TrainConfig(max_epochs=retrieval_epochs, batch_size=batch_size, lr=
 bert_model = bertscore_model or None
 
 retrieval = functools.partial(run_retrieval, data, split, clip, checkpoint_dir=checkpoint_dir,
-                              encoder_state=encoder_state, n_boot=n_boot, bertscore_model=bert_model)
+                              encoder_state=encoder_state, category_state=category_state, n_boot=n_boot,
+                              bertscore_model=bert_model)
 loss_runs = [retrieval(RetrievalConfig(**spec, train_eeg_encoder=False), frozen_eeg) for spec in loss_configs]
 
 # %% [markdown]
@@ -198,6 +210,22 @@ display(table[labels + ["trainable EEG params", "trainable text params", "second
 best = max(runs, key=lambda run: run.selection_score)
 print(f"Chosen on validation: {best.label}")
 display(chance_verdicts(best.test.scores).round(3))
+
+# %% [markdown]
+# ## Beyond the category?
+# Each test trial ranks only the captions of its own category: a ranker that knows the
+# category and nothing else (classify-then-retrieve) is exactly at chance here, so
+# any score above chance is information about *which* image of the category was seen
+# (its colour, background, position), not only about its category.
+
+# %%
+within = pd.concat([
+    within_category(ranked, n_boot=n_boot, seed=seed).assign(queries=name)
+    for name, ranked in [(f"images ({clip.label})", images), (reference_rows[0]["queries"], via_class),
+                         (reference_rows[1]["queries"], linear.test), (f"EEG ({best.label})", best.test)]
+], ignore_index=True)[["queries", "metric", "value", "ci_low", "ci_high", "chance"]]
+save_table(within.round(4), "05_within_category", figures_dir)
+display(within.round(3))
 
 # %%
 fig = plots.plot_learning_curves({run.label: run.fit.history for run in runs}, loss_label="training objective",

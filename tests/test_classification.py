@@ -135,6 +135,12 @@ def test_an_ensemble_over_seeds_averages_the_probabilities_of_its_members(data, 
     val_prediction = ((probabilities[2] + probabilities[3]) / 2).argmax(1).numpy()
     y_val = data.trials["category_id"].to_numpy()[sets.val.rows]
     assert ensemble.validation_accuracy == pytest.approx((val_prediction == y_val).mean())
+    scores = ensemble.validation_scores(n_boot=50)
+    assert scores["value"] == ensemble.validation_accuracy and scores["ci_low"] <= scores["value"] <= scores["ci_high"]
+    # one model: its validation predictions give the history's accuracy at the best epoch
+    history = single.fit.history
+    assert single.validation_accuracy == pytest.approx(
+        float(history.loc[history["epoch"] == single.fit.best_epoch, "val_acc"].iloc[0]))
     rows = ensemble.results_rows()
     assert (rows["ensemble"] == 2).all() and (single.results_rows()["ensemble"] == 1).all()
     assert ensemble.n_parameters == 2 * single.n_parameters
