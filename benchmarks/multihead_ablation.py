@@ -57,8 +57,9 @@ def run(data, split, name: str, change: dict, args) -> dict:
     return {"change": name, "val_acc": result.validation_accuracy, "test_acc": accuracy["value"],
             "ci_low": accuracy["ci_low"], "ci_high": accuracy["ci_high"], "best_epoch": result.fit.best_epoch,
             "last_train_acc": float(history["train_acc"].iloc[-1]),
-            "train_seconds": float(history["seconds"].sum()), "wall_seconds": time.time() - started,
-            "reused_epochs": result.fit.reused_epochs}
+            "train_seconds": float(sum(m.history["seconds"].sum() for m in result.members or [result.fit])),
+            "wall_seconds": time.time() - started,
+            "reused_epochs": sum(m.reused_epochs for m in result.members or [result.fit])}
 
 
 def main() -> None:

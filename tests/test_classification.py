@@ -146,3 +146,19 @@ def test_an_ensemble_over_seeds_averages_the_probabilities_of_its_members(data, 
     assert ensemble.n_parameters == 2 * single.n_parameters
     with pytest.raises(ValueError, match="at least one model"):
         run_classification(data, split, "wang_fc", config, n_seeds=0)
+
+
+def test_multihead_recipe_adds_up_the_steps():
+    from eegkit.classification import MULTIHEAD_RECIPE, MULTIHEAD_STEPS, multihead_recipe
+
+    steps = [("plain", {}), ("a", {"model_kwargs": {"dropout": 0.3}, "n_seeds": 2}),
+             ("b", {"model_kwargs": {"shared_head": True}, "n_seeds": 3})]
+    assert multihead_recipe(steps[:1]) == {}
+    assert multihead_recipe(steps) == {"model_kwargs": {"dropout": 0.3, "shared_head": True}, "n_seeds": 3}
+    assert MULTIHEAD_RECIPE == multihead_recipe(MULTIHEAD_STEPS)
+    assert MULTIHEAD_STEPS[0] == ("handout model", {})  # the ablation starts from the handout's model
+    import inspect
+
+    from eegkit.classification import run_classification
+    accepted = set(inspect.signature(run_classification).parameters)
+    assert all(set(change) <= accepted for _, change in MULTIHEAD_STEPS)
