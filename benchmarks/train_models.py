@@ -256,10 +256,14 @@ def _train_one(args: dict, queue) -> None:
     torch.set_num_threads(args["threads"])
     if args["no_nan_fill"]:
         torch.utils.deterministic.fill_uninitialized_memory = False
+    recipe = {}
+    if args["model"] == "multihead" and not args["plain_multihead"]:
+        recipe = classification.MULTIHEAD_RECIPE  # the model of the notebooks
     budget = args["budget_seconds"]
     if budget:
-        # run_classification calls classification.fit
-        classification.fit = _budget_fit(budget, not args["epoch_schedule"])
+        # run_classification calls classification.fit, once per member of an ensemble:
+        # the members share the budget
+        classification.fit = _budget_fit(budget / recipe.get("n_seeds", 1), not args["epoch_schedule"])
     root = eegkit.resolve_data_root(args["data_dir"], twin_preset=args["preset"],
                                     seed=args["seed"])
     data = eegkit.load_dataset(root, subjects=args["subjects"])
@@ -268,9 +272,6 @@ def _train_one(args: dict, queue) -> None:
                          seed=args["seed"], batch_size=args["batch_size"],
                          lr=args["lr"])
     started = time.time()
-    recipe = {}
-    if args["model"] == "multihead" and not args["plain_multihead"]:
-        recipe = classification.MULTIHEAD_RECIPE  # the model of the notebooks
     with _AnonPeak() as anon:
         run = classification.run_classification(data, split, args["model"], config,
                                              n_boot=500, n_perm=200, progress=False, **recipe)

@@ -95,6 +95,15 @@ def test_category_prior_is_chosen_on_validation_and_ranks_by_cosine_plus_log_pro
     expected = out["eeg"] @ text.T + run.prior_weight * config.temperature * out["log_proba"][:, bank["category_id"]]
     np.testing.assert_allclose(run.test.similarity, expected, rtol=1e-4, atol=1e-5)
     assert not np.allclose(out["log_proba"], out["log_proba"][:1])  # the prior differs between trials
+    # w is the best on the validation trials (instance + class-aware Recall@5)
+    from eegkit.retrieval.runner import _rank
+
+    lookup = subject_lookup(sets.train_subjects, small_data.subjects)
+    val = _rank(model, sets.val, lookup, model.text.embed_all().detach().numpy(), "cpu", n_boot=None,
+                prior_weights=config.prior_weights, temperature=config.temperature)
+    selection = {w: r.per_query["recall@5"].mean() + r.per_query["class_recall@5"].mean() for w, r in val.items()}
+    assert selection[run.prior_weight] == max(selection.values())
+    assert run.validation["recall@5"] == val[run.prior_weight].per_query["recall@5"].mean()
     # the category head started from the Task 1 heads given
     with pytest.raises(ValueError, match="category_state does not fit"):
         run_retrieval(small_data, split, random_clip, config, TrainConfig(max_epochs=1, device="cpu"),
