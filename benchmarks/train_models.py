@@ -338,6 +338,8 @@ def main() -> None:
         print(f"done: {rows[-1]['model']} in {rows[-1]['wall_seconds']:.0f} s",
               flush=True)
     table = pd.DataFrame(rows)
+    from eegkit.ceiling import IDEAL_OBSERVER  # here, not at the top: spawned children import this file
+
     if args["ceiling"]:
         import eegkit
         from eegkit.ceiling import bayes_ceiling
@@ -349,7 +351,7 @@ def main() -> None:
         accuracy = ceiling.scores.set_index("metric").loc["accuracy"]
         table["fraction_of_ceiling"] = table["test_accuracy"] / accuracy["value"]
         table = pd.concat([table, pd.DataFrame([{
-            "model": "Ideal observer (Bayes ceiling)", "test_accuracy": accuracy["value"],
+            "model": IDEAL_OBSERVER, "test_accuracy": accuracy["value"],
             "ci_low": accuracy["ci_low"], "ci_high": accuracy["ci_high"], "fraction_of_ceiling": 1.0,
             "source": table["source"].iloc[0]}])], ignore_index=True)
     if args["budget_seconds"]:
@@ -366,7 +368,7 @@ def main() -> None:
     if multiheads:
         multi = by_model.loc[multiheads[0]]
         print()
-        others = by_model.drop(index=multiheads + ["Ideal observer (Bayes ceiling)"], errors="ignore")
+        others = by_model.drop(index=multiheads + [IDEAL_OBSERVER], errors="ignore")
         if len(others):
             best = others["test_accuracy"].idxmax()
             rival = others.loc[best]

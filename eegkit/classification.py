@@ -198,6 +198,8 @@ def run_classification(
     lookup = subject_lookup(sets.train_subjects, data.subjects)
     training = {"augment": list(augment), "label_smoothing": label_smoothing,
                 **({"align_subjects": True} if align_subjects else {})}
+    # One pass over the training trials serves every member.
+    alignment = euclidean_alignment(sets.train) if align_subjects else {}
     members, log_probas, val_log_probas = [], [], []
     for member in range(n_seeds):
         member_config = replace(config, seed=config.seed + member)
@@ -209,7 +211,7 @@ def run_classification(
                 raise ValueError("align_subjects=True needs the multihead model with "
                                  "model_kwargs={'subject_layer': True}")
             with torch.no_grad():
-                for index, matrix in euclidean_alignment(sets.train).items():
+                for index, matrix in alignment.items():
                     model.subject_layer.weights[data.subjects[index]].copy_(torch.from_numpy(matrix))
         checkpoint = None
         if checkpoint_dir:

@@ -161,6 +161,13 @@ def _ranked(sim, queries, bank, query_emb, bank_emb, n_boot, seed, bertscore_mod
     return ranked
 
 
+def selection_score(validation: dict) -> float:
+    """What Task 2B choices are made by (configurations, category-prior weights, the
+    ridge strength): mean validation instance + class-aware Recall@5, from a dict
+    with ``recall@5`` and ``class_recall@5``."""
+    return validation.get("recall@5", 0.0) + validation.get("class_recall@5", 0.0)
+
+
 def within_category(ranked: RankedCaptions, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Instance-level scores when each query ranks only the captions of its own category.
 

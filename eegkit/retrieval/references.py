@@ -24,7 +24,7 @@ from eegkit.data.loading import EEGData
 from eegkit.data.splits import Split
 from eegkit.models.classical import split_features
 from eegkit.retrieval.clip import Clip, caption_bank, caption_texts, embed_texts
-from eegkit.retrieval.evaluate import RankedCaptions, rank_by_scores, rank_captions
+from eegkit.retrieval.evaluate import RankedCaptions, rank_by_scores, rank_captions, selection_score
 
 #: Ridge strengths tried on validation (features are z-scored, so these span weak to strong).
 RIDGE_ALPHAS = (1e1, 1e2, 1e3, 1e4, 1e5)
@@ -99,7 +99,7 @@ def linear_map_retrieval(data: EEGData, split: Split, clip: Clip, *, alphas=RIDG
         per_query = ranking(model, "val", n_boot=None).per_query
         tried.append({"alpha": alpha, "recall@5": float(per_query["recall@5"].mean()),
                       "class_recall@5": float(per_query["class_recall@5"].mean()), "model": model})
-    best = max(tried, key=lambda t: t["recall@5"] + t["class_recall@5"])
+    best = max(tried, key=selection_score)
     test = ranking(best["model"], "test", n_boot=n_boot, seed=seed, bertscore_model=bertscore_model)
     validation = pd.DataFrame([{k: v for k, v in t.items() if k != "model"} for t in tried])
     return LinearMap(alpha=best["alpha"], validation=validation, test=test)

@@ -22,7 +22,7 @@ from eegkit.data.splits import Split
 from eegkit.data.torchdata import EEGTrialDataset, SplitDatasets
 from eegkit.models import subject_lookup
 from eegkit.retrieval.clip import Clip, caption_bank, caption_texts, embed_images, embed_texts
-from eegkit.retrieval.evaluate import RankedCaptions, rank_captions, scores_row
+from eegkit.retrieval.evaluate import RankedCaptions, rank_captions, scores_row, selection_score
 from eegkit.retrieval.losses import TERM_LABELS, CombinedLoss, make_loss, teacher_distribution
 from eegkit.retrieval.model import EEGCaptionModel, RetrievalObjective, _encoded, eeg_outputs, load_encoder_weights
 from eegkit.retrieval.textencoder import STRATEGIES, CaptionEncoder
@@ -158,7 +158,7 @@ class RetrievalRun:
     @property
     def selection_score(self) -> float:
         """Validation instance + class-aware Recall@5 (the criterion of the issue, on validation)."""
-        return self.validation.get("recall@5", 0.0) + self.validation.get("class_recall@5", 0.0)
+        return selection_score(self.validation)
 
     @property
     def label(self) -> str:
@@ -323,7 +323,7 @@ def run_retrieval(
     weights = dict(prior_weights=config.prior_weights, temperature=config.temperature)
     val_rankings = _rank(result.model, sets.val, lookup, all_text, train_config.device, n_boot=None, **weights)
     validation = {w: {c: float(r.per_query[c].mean()) for c in VALIDATION_COLUMNS} for w, r in val_rankings.items()}
-    weight = max(validation, key=lambda w: validation[w]["recall@5"] + validation[w]["class_recall@5"])
+    weight = max(validation, key=lambda w: selection_score(validation[w]))
     test = _rank(result.model, sets.test, lookup, all_text, train_config.device, n_boot=n_boot,
                  seed=train_config.seed, bertscore_model=bertscore_model,
                  prior_weights=(weight,), temperature=config.temperature)[weight]
