@@ -296,6 +296,8 @@ def _train_one(args: dict, queue) -> None:
         "n_parameters": run.n_parameters,
         "wall_seconds": time.time() - started,
         "source": data.source,
+        # validation accuracy after each epoch, one list per member: is it still rising?
+        "val_curves": [m.history["val_acc"].round(4).tolist() for m in members if "val_acc" in m.history],
     })
 
 
@@ -337,6 +339,7 @@ def main() -> None:
         child.join()
         print(f"done: {rows[-1]['model']} in {rows[-1]['wall_seconds']:.0f} s",
               flush=True)
+    curves = {row["model"]: row.pop("val_curves") for row in rows}
     table = pd.DataFrame(rows)
     from eegkit.ceiling import IDEAL_OBSERVER  # here, not at the top: spawned children import this file
 
@@ -363,6 +366,10 @@ def main() -> None:
           f"{args['batch_size']}, {args['threads']} threads, {os.cpu_count()} CPUs"
           f"{'; NaN fill off' if args['no_nan_fill'] else ''}\n")
     print(table.to_markdown(index=False, floatfmt=".3f"))
+    print("\nvalidation accuracy after each epoch (one line per ensemble member):")
+    for model, members in curves.items():
+        for curve in members:
+            print(f"  {model}: " + " ".join(f"{acc:.3f}" for acc in curve))
     by_model = table.set_index("model")
     multiheads = [name for name in by_model.index if name.startswith(MULTIHEAD)]
     if multiheads:
