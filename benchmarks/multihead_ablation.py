@@ -39,6 +39,7 @@ CANDIDATES: dict[str, dict] = {
     "Euclidean alignment (fixed)": {"model_kwargs": {"subject_layer": "fixed"}, "align_subjects": True},
     "augmentation: time shift + channel dropout": {"augment": ["time_shift", "channels_dropout"]},
     "label smoothing 0.1": {"label_smoothing": 0.1},
+    "per-recording normalisation": {"normalization": "recording"},
     "dropout 0.3": {"model_kwargs": {"dropout": 0.3}},
     "weight decay 0.1": {"config": {"weight_decay": 0.1}},
     "recipe": MULTIHEAD_RECIPE,

@@ -49,6 +49,7 @@ MODEL_LABELS = {
 #: ablation table, and the whole recipe is the model of the report.
 MULTIHEAD_STEPS: tuple[tuple[str, dict], ...] = (
     ("handout model", {}),
+    ("+ per-recording normalisation", {"normalization": "recording"}),
     ("+ ensemble over 3 seeds", {"n_seeds": 3}),
 )
 
@@ -141,6 +142,7 @@ def run_classification(
     augment: Sequence[str] = (),
     label_smoothing: float = 0.0,
     align_subjects: bool = False,
+    normalization: str = "training",
     n_seeds: int = 1,
     n_boot: int = 1000,
     n_perm: int = 1000,
@@ -176,6 +178,10 @@ def run_classification(
         True}``) at each subject's Euclidean alignment, ``R^{-1/2}`` with ``R`` the
         mean spatial covariance of its training trials
         (:func:`eegkit.data.alignment.euclidean_alignment`).
+    normalization : {"training", "recording"}, default="training"
+        How the networks' input is z-scored (:class:`eegkit.data.SplitDatasets`):
+        per channel with training statistics, or each recording (one subject's
+        session) with its own statistics.
     n_seeds : int, default=1
         Train this many copies, with seeds ``config.seed``, ``config.seed + 1``, ...
         (each with its own checkpoint; the first is the single model's), and predict
@@ -194,10 +200,11 @@ def run_classification(
         return _run_classical(data, split, model_name, config.seed, n_boot, n_perm)
     if n_seeds < 1:
         raise ValueError(f"n_seeds={n_seeds}: train at least one model")
-    sets = SplitDatasets.from_split(data, split)
+    sets = SplitDatasets.from_split(data, split, normalization)
     lookup = subject_lookup(sets.train_subjects, data.subjects)
     training = {"augment": list(augment), "label_smoothing": label_smoothing,
-                **({"align_subjects": True} if align_subjects else {})}
+                **({"align_subjects": True} if align_subjects else {}),
+                **({"normalization": normalization} if normalization != "training" else {})}
     # One pass over the training trials serves every member.
     alignment = euclidean_alignment(sets.train) if align_subjects else {}
     members, log_probas, val_log_probas = [], [], []
@@ -219,7 +226,8 @@ def run_classification(
                                         "config": asdict(member_config),
                                         # absent when unused, so older runs keep their keys
                                         **({"training": training}
-                                           if augment or label_smoothing or align_subjects else {})})
+                                           if augment or label_smoothing or align_subjects
+                                           or normalization != "training" else {})})
             checkpoint = Path(checkpoint_dir) / f"{model_name}_{split.protocol}_{key}.pt"
         objective = ClassificationObjective(lookup, label_smoothing=label_smoothing, augment=augment,
                                             sfreq=data.sfreq, seed=member_config.seed)

@@ -155,9 +155,11 @@ frozen_eeg = TrainConfig(max_epochs=retrieval_epochs, batch_size=batch_size, lr=
                          device=device, patience=retrieval_epochs)
 bert_model = bertscore_model or None
 
+# The EEG is z-scored as the Task 1 model's was (its recipe's normalisation).
+normalization = recipe.get("normalization", "training")
 retrieval = functools.partial(run_retrieval, data, split, clip, checkpoint_dir=checkpoint_dir,
                               encoder_state=encoder_state, category_state=category_state, n_boot=n_boot,
-                              bertscore_model=bert_model)
+                              bertscore_model=bert_model, normalization=normalization)
 loss_runs = [retrieval(RetrievalConfig(**spec, train_eeg_encoder=False), frozen_eeg) for spec in loss_configs]
 
 # %% [markdown]
@@ -267,7 +269,8 @@ save_figure(fig, "05_eeg_queries", figures_dir, synthetic=synthetic)
 # %%
 cross_config = dataclasses.replace(best.config, train_eeg_encoder=True)
 secondary = [run_retrieval(data, make_split(data.trials, protocol, seed=seed), clip, cross_config,
-                           eeg_config, checkpoint_dir, n_boot=n_boot, bertscore_model=bert_model)
+                           eeg_config, checkpoint_dir, n_boot=n_boot, bertscore_model=bert_model,
+                           normalization=normalization)
              for protocol in secondary_protocols]
 if secondary:
     cross = ablation_table([run.summary_row() for run in secondary] +

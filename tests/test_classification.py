@@ -162,3 +162,29 @@ def test_multihead_recipe_adds_up_the_steps():
     from eegkit.classification import run_classification
     accepted = set(inspect.signature(run_classification).parameters)
     assert all(set(change) <= accepted for _, change in MULTIHEAD_STEPS)
+
+
+def test_recording_normalisation_fits_each_part_on_its_own_rows(data, tmp_path, monkeypatch):
+    from eegkit.data.torchdata import RecordingNormalizer
+
+    seen = []
+    original = RecordingNormalizer.fit.__func__
+
+    def spy(cls, data, rows, *args, **kwargs):
+        seen.append(np.sort(np.asarray(rows, dtype=np.int64)))
+        return original(cls, data, rows, *args, **kwargs)
+
+    monkeypatch.setattr(RecordingNormalizer, "fit", classmethod(spy))
+    split = make_split(data.trials, "session")
+    config = TrainConfig(max_epochs=1, batch_size=32)
+    small = {"d": 16, "n_layers": 1, "n_heads": 2}
+    run = run_classification(data, split, "multihead", config, tmp_path, model_kwargs=small,
+                             normalization="recording", n_boot=10, n_perm=10, progress=False)
+    assert [len(rows) for rows in seen] == [len(split.train), len(split.val), len(split.test)]
+    for rows, part in zip(seen, (split.train, split.val, split.test)):
+        np.testing.assert_array_equal(rows, np.sort(part))
+    assert np.isfinite(run.predictions["logits"]).all()
+    # another normalisation is another run: its checkpoint is not reused
+    run_classification(data, split, "multihead", config, tmp_path, model_kwargs=small, n_boot=10, n_perm=10,
+                       progress=False)
+    assert len(list(tmp_path.glob("multihead_session_*.pt"))) == 2

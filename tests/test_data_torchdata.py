@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from eegkit import load_dataset
 from eegkit.data.splits import make_split
-from eegkit.data.torchdata import ChannelNormalizer, EEGTrialDataset
+from eegkit.data.torchdata import ChannelNormalizer, EEGTrialDataset, RecordingNormalizer, SplitDatasets, recording_index
 
 
 def test_dataset_yields_float32_trials_and_labels(tiny_root):
@@ -135,3 +135,51 @@ def test_dataset_pickles_without_its_open_files(small_root):
     copy = pickle.loads(pickle.dumps(data))
     assert copy._readers == {}
     np.testing.assert_array_equal(copy.get_trials([0, 5]), first)
+
+
+def _recording_stats(X):
+    return X.mean(axis=(0, 2)), X.std(axis=(0, 2))
+
+
+@pytest.mark.parametrize("protocol", ["session", "cross_subject"])
+def test_recording_normalisation_zscores_each_recording_with_its_own_trials(tiny_root, protocol):
+    data = load_dataset(tiny_root)
+    split = make_split(data.trials, protocol)
+    sets = SplitDatasets.from_split(data, split, "recording")
+    recording = recording_index(data.trials)
+    for part in ("train", "val", "test"):
+        dataset = getattr(sets, part)
+        X = torch.stack([item["X"] for item in dataset.__getitems__(list(range(len(dataset))))]).double().numpy()
+        raw = data.get_trials(dataset.rows).astype(np.float64)
+        for rec in np.unique(recording[dataset.rows]):
+            mine = recording[dataset.rows] == rec
+            mean, std = _recording_stats(X[mine])
+            np.testing.assert_allclose(mean, 0, atol=1e-4)
+            np.testing.assert_allclose(std, 1, atol=1e-4)
+            # exactly (x - mean) / std with the recording's own float64 statistics
+            raw_mean, raw_std = _recording_stats(raw[mine])
+            np.testing.assert_allclose(X[mine], (raw[mine] - raw_mean[:, None]) / raw_std[:, None],
+                                       rtol=1e-4, atol=1e-4)
+
+
+def test_recording_normaliser_sees_only_the_rows_it_is_fitted_on(tiny_root):
+    data = load_dataset(tiny_root)
+    split = make_split(data.trials)
+    norm = RecordingNormalizer.fit(data, split.test)
+    # the training recordings are not in the test part: using it on them is an error, not a silent pooled scale
+    with pytest.raises(ValueError, match="not in the trials this normaliser was fitted on"):
+        norm.normalize_batch(data.get_trials(split.train[:2]), split.train[:2])
+    # half of a recording's trials give statistics of that half only
+    rec = recording_index(data.trials)
+    first = np.nonzero(rec == rec[split.test[0]])[0]
+    half = first[: len(first) // 2]
+    mean, std = _recording_stats(data.get_trials(half).astype(np.float64))
+    fitted = RecordingNormalizer.fit(data, half)
+    np.testing.assert_allclose(fitted.mean[0], mean, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(fitted.std[0], std, rtol=1e-5)
+
+
+def test_unknown_normalization_is_refused(tiny_root):
+    data = load_dataset(tiny_root)
+    with pytest.raises(ValueError, match="normalization='session'; choose one of"):
+        SplitDatasets.from_split(data, make_split(data.trials), "session")

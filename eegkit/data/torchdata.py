@@ -1,4 +1,18 @@
-"""PyTorch view of a split: per-channel normalisation and a ``Dataset`` of trials."""
+"""PyTorch view of a split: per-channel normalisation and a ``Dataset`` of trials.
+
+Two normalisations (:data:`NORMALIZATIONS`):
+
+* ``"training"``: :class:`ChannelNormalizer`, one mean and std per channel from the
+  training trials, applied to every part;
+* ``"recording"``: :class:`RecordingNormalizer`, each recording (one subject's
+  session) z-scored channel by channel with the statistics of its own trials in the
+  same part of the split. Electrode impedances, offsets, bad channels and the
+  subject's noise level change from session to session, and per-recording scaling
+  removes them before the model sees the data, as in Défossez et al. (2023), who
+  robust-scale each recording, and braindecode's per-recording standardisation. It
+  uses a test session's EEG (never its labels), as a decoder that is run on a
+  whole recording can.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
@@ -83,6 +98,84 @@ class ChannelNormalizer:
         np.divide(X, self.std[:, None], out=X)
         return True
 
+    def normalize_batch(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Z-score a batch ``X`` (batch, n_chans, n_times), in place where it can; ``rows`` unused."""
+        if self._transform_inplace(X):
+            return X
+        return np.ascontiguousarray(self.transform(X), dtype=np.float32)
+
+
+#: Ways to z-score the trials of a split; see the module docstring.
+NORMALIZATIONS = ("training", "recording")
+
+
+def recording_index(trials) -> np.ndarray:
+    """Index of each trial's recording (one subject's session), shape (n_trials,), int64."""
+    keys = trials["subject"].astype(str) + "/" + trials["session"].astype(str)
+    return pd.factorize(keys, sort=True)[0].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class RecordingNormalizer:
+    """Per-channel z-scoring of each recording with the statistics of its own trials.
+
+    Attributes
+    ----------
+    recording : ndarray of int64, shape (n_rows,)
+        For every row of ``data.trials``, the row of ``mean`` and ``std`` that
+        normalises it, or -1 for rows the normaliser was not fitted on.
+    mean, std : ndarray of float32, shape (n_fitted_recordings, n_chans), µV
+    """
+
+    recording: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, data: EEGData, rows: Sequence[int], chunk: int = 128) -> RecordingNormalizer:
+        """Each recording's channel mean and std over its trials among ``rows`` and time.
+
+        Parameters
+        ----------
+        data : EEGData
+        rows : sequence of int
+            Row positions of one part of a split (e.g. ``split.test``): a recording's
+            statistics come from its trials in this part only, so no part's trials
+            enter another part's normalisation.
+        chunk : int, default=128
+            Trials read at a time.
+        """
+        rows = np.sort(np.asarray(rows, dtype=np.int64))
+        of_row = recording_index(data.trials)
+        fitted = np.unique(of_row[rows])
+        recording = np.full(len(data.trials), -1, dtype=np.int64)
+        mean = np.zeros((len(fitted), data.n_chans), dtype=np.float32)
+        std = np.ones((len(fitted), data.n_chans), dtype=np.float32)
+        for slot, rec in enumerate(fitted):
+            mine = rows[of_row[rows] == rec]
+            recording[mine] = slot
+            total = np.zeros(data.n_chans)
+            total_sq = np.zeros(data.n_chans)
+            for start in range(0, len(mine), chunk):
+                X = data.get_trials(mine[start : start + chunk]).astype(np.float64)
+                total += X.sum(axis=(0, 2))
+                total_sq += np.square(X).sum(axis=(0, 2))
+            count = len(mine) * data.n_times
+            mean[slot] = total / count
+            std[slot] = np.maximum(np.sqrt(np.maximum(total_sq / count - (total / count) ** 2, 0.0)), 1e-6)
+        return cls(recording, mean, std)
+
+    def normalize_batch(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Z-score a float32 batch ``X`` (batch, n_chans, n_times) of the trials at ``rows``, in place."""
+        slot = self.recording[np.asarray(rows)]
+        if (slot < 0).any():
+            raise ValueError(f"rows {np.asarray(rows)[slot < 0][:5].tolist()} are not in the trials this "
+                             "normaliser was fitted on; fit one per part of the split")
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        np.subtract(X, self.mean[slot][:, :, None], out=X)
+        np.divide(X, self.std[slot][:, :, None], out=X)
+        return X
+
 
 class EEGTrialDataset(Dataset):
     """The trials of one split as a torch ``Dataset``.
@@ -100,8 +193,9 @@ class EEGTrialDataset(Dataset):
     data : EEGData
     rows : sequence of int
         Row positions of the split (e.g. ``split.train``).
-    normalizer : ChannelNormalizer, optional
-        Fitted on the training split (:meth:`ChannelNormalizer.fit`).
+    normalizer : ChannelNormalizer or RecordingNormalizer, optional
+        Fitted on the training split (:meth:`ChannelNormalizer.fit`), or on these
+        rows (:meth:`RecordingNormalizer.fit`).
     """
 
     def __init__(self, data: EEGData, rows: Sequence[int], normalizer: ChannelNormalizer | None = None):
@@ -140,8 +234,8 @@ class EEGTrialDataset(Dataset):
         """
         index = np.asarray(indices, dtype=np.int64)
         X = self.data._read_trials(self._run_index[index], self._trial[index])
-        if self.normalizer is not None and not self.normalizer._transform_inplace(X):
-            X = np.ascontiguousarray(self.normalizer.transform(X), dtype=np.float32)
+        if self.normalizer is not None:
+            X = self.normalizer.normalize_batch(X, self.rows[index])
         X = torch.from_numpy(X)
         picked = torch.from_numpy(index)
         columns = {"X": X.unbind(), "row": torch.from_numpy(self.rows[index]).unbind()}
@@ -152,41 +246,51 @@ class EEGTrialDataset(Dataset):
 
 @dataclass
 class SplitDatasets:
-    """The three datasets of a split, z-scored with statistics of its training trials.
+    """The three datasets of a split, z-scored as ``normalization`` says.
 
     Both Task 1 and Task 2B start from this, so the rule "fit on the training split
-    only" lives in one place.
+    only" (or, per recording, "on the recording's trials in the same part") lives in
+    one place.
 
     Attributes
     ----------
-    normalizer : ChannelNormalizer
-        Fitted on ``split.train`` alone.
+    normalizer : ChannelNormalizer or RecordingNormalizer
+        The training part's: with ``"training"`` the one normaliser of every part;
+        with ``"recording"`` each dataset has its own (``train.normalizer``, ...).
     train, val, test : EEGTrialDataset
     train_subjects : tuple of str
         Subjects with training trials, in ``data.subjects`` order (one head each).
     """
 
-    normalizer: ChannelNormalizer
+    normalizer: ChannelNormalizer | RecordingNormalizer
     train: EEGTrialDataset
     val: EEGTrialDataset
     test: EEGTrialDataset
     train_subjects: tuple[str, ...]
 
     @classmethod
-    def from_split(cls, data: EEGData, split) -> SplitDatasets:
-        """Fit the normaliser on ``split.train`` and wrap each part of ``split``.
+    def from_split(cls, data: EEGData, split, normalization: str = "training") -> SplitDatasets:
+        """Fit the normaliser(s) and wrap each part of ``split``.
 
         Parameters
         ----------
         data : EEGData
         split : eegkit.data.splits.Split
+        normalization : {"training", "recording"}, default="training"
+            One :class:`ChannelNormalizer` fitted on ``split.train``, or a
+            :class:`RecordingNormalizer` fitted on each part.
         """
-        normalizer = ChannelNormalizer.fit(data, split.train)
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization={normalization!r}; choose one of {NORMALIZATIONS}")
+        parts = {part: getattr(split, part) for part in ("train", "val", "test")}
+        if normalization == "training":
+            shared = ChannelNormalizer.fit(data, split.train)
+            normalizers = dict.fromkeys(parts, shared)
+        else:
+            normalizers = {part: RecordingNormalizer.fit(data, rows) for part, rows in parts.items()}
         present = set(data.trials["subject"].iloc[split.train])
         return cls(
-            normalizer=normalizer,
-            train=EEGTrialDataset(data, split.train, normalizer),
-            val=EEGTrialDataset(data, split.val, normalizer),
-            test=EEGTrialDataset(data, split.test, normalizer),
+            normalizer=normalizers["train"],
+            **{part: EEGTrialDataset(data, rows, normalizers[part]) for part, rows in parts.items()},
             train_subjects=tuple(s for s in data.subjects if s in present),
         )

@@ -226,6 +226,7 @@ def run_retrieval(
     checkpoint_dir: str | os.PathLike | None = None,
     encoder_state: dict | None = None,
     category_state: dict | None = None,
+    normalization: str = "training",
     n_boot: int = 1000,
     bertscore_model: str | None | bool = None,
     progress: bool = True,
@@ -255,6 +256,9 @@ def run_retrieval(
         Weights of a Task 1 model's subject heads (``model.heads.state_dict()``) that
         initialise the category head (configurations with a ``ce`` term), so the
         category prior starts from the Task 1 classifier.
+    normalization : {"training", "recording"}, default="training"
+        How the EEG is z-scored (:class:`eegkit.data.SplitDatasets`); with a Task 1
+        encoder, the one it was trained with.
     n_boot : int, default=1000
     bertscore_model : str, None or False
         Model of :func:`eegkit.metrics.bertscore` for the top-ranked caption
@@ -269,7 +273,7 @@ def run_retrieval(
     device = resolve_device(train_config.device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    sets = SplitDatasets.from_split(data, split)
+    sets = SplitDatasets.from_split(data, split, normalization)
     train_set, val_set = sets.train, sets.val
     trials = data.trials
     train_subjects = sets.train_subjects
@@ -313,7 +317,10 @@ def run_retrieval(
         starting = {**(encoder_state or {}),
                     **{f"category_head.{k}": v for k, v in (category_state or {}).items()}}
         key = run_key(data, split, {"clip": clip.fingerprint(), "config": asdict(config),
-                                    "train": asdict(train_config)}, starting)
+                                    "train": asdict(train_config),
+                                    # absent when the default, so older runs keep their keys
+                                    **({"normalization": normalization} if normalization != "training" else {})},
+                      starting)
         checkpoint = Path(checkpoint_dir) / f"retrieval_{split.protocol}_{key}.pt"
     result = fit(model, objective, train_set, val_set, train_config, checkpoint=checkpoint,
                  progress=progress, name=config.label)
