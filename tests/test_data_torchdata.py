@@ -9,7 +9,13 @@ from torch.utils.data import DataLoader
 
 from eegkit import load_dataset
 from eegkit.data.splits import make_split
-from eegkit.data.torchdata import ChannelNormalizer, EEGTrialDataset, RecordingNormalizer, SplitDatasets, recording_index
+from eegkit.data.torchdata import (
+    ChannelNormalizer,
+    EEGTrialDataset,
+    RecordingNormalizer,
+    SplitDatasets,
+    recording_index,
+)
 
 
 def test_dataset_yields_float32_trials_and_labels(tiny_root):

@@ -25,15 +25,21 @@ from eegkit.data.loading import (
     scan_runs,
 )
 from eegkit.data.splits import PROTOCOLS, Split, make_split
-from eegkit.data.torchdata import NORMALIZATIONS, ChannelNormalizer, EEGTrialDataset, RecordingNormalizer, SplitDatasets
+from eegkit.data.torchdata import (
+    NORMALIZATIONS,
+    ChannelNormalizer,
+    EEGTrialDataset,
+    RecordingNormalizer,
+    SplitDatasets,
+)
 
 __all__ = [
     "CATEGORIES",
-    "CaptionsRequired",
     "DEFAULT_CHANNELS",
     "HANDOUT_SUBJECTS",
     "NORMALIZATIONS",
     "PROTOCOLS",
+    "CaptionsRequired",
     "ChannelNormalizer",
     "DatasetError",
     "EEGData",
