@@ -86,22 +86,35 @@ def small_data(small_root):
     return load_dataset(small_root, subjects="complete")
 
 
-@pytest.fixture
-def normalizer_rows(monkeypatch):
-    """Rows every ``ChannelNormalizer.fit`` call of the test is given, in call order."""
+def _fit_rows(monkeypatch, normaliser_class) -> list:
+    """Rows every ``normaliser_class.fit`` call of the test is given, in call order."""
     import numpy as np
 
-    from eegkit.data.torchdata import ChannelNormalizer
-
     seen = []
-    original = ChannelNormalizer.fit.__func__
+    original = normaliser_class.fit.__func__
 
     def spy(cls, data, rows, *args, **kwargs):
         seen.append(np.sort(np.asarray(rows, dtype=np.int64)))
         return original(cls, data, rows, *args, **kwargs)
 
-    monkeypatch.setattr(ChannelNormalizer, "fit", classmethod(spy))
+    monkeypatch.setattr(normaliser_class, "fit", classmethod(spy))
     return seen
+
+
+@pytest.fixture
+def normalizer_rows(monkeypatch):
+    """Rows every ``ChannelNormalizer.fit`` call of the test is given, in call order."""
+    from eegkit.data.torchdata import ChannelNormalizer
+
+    return _fit_rows(monkeypatch, ChannelNormalizer)
+
+
+@pytest.fixture
+def recording_normalizer_rows(monkeypatch):
+    """Rows every ``RecordingNormalizer.fit`` call of the test is given, in call order."""
+    from eegkit.data.torchdata import RecordingNormalizer
+
+    return _fit_rows(monkeypatch, RecordingNormalizer)
 
 
 #: Validation losses that :func:`scripted_validation` reports, epoch by epoch: the

@@ -164,17 +164,8 @@ def test_multihead_recipe_adds_up_the_steps():
     assert all(set(change) <= accepted for _, change in MULTIHEAD_STEPS)
 
 
-def test_recording_normalisation_fits_each_part_on_its_own_rows(data, tmp_path, monkeypatch):
-    from eegkit.data.torchdata import RecordingNormalizer
-
-    seen = []
-    original = RecordingNormalizer.fit.__func__
-
-    def spy(cls, data, rows, *args, **kwargs):
-        seen.append(np.sort(np.asarray(rows, dtype=np.int64)))
-        return original(cls, data, rows, *args, **kwargs)
-
-    monkeypatch.setattr(RecordingNormalizer, "fit", classmethod(spy))
+def test_recording_normalisation_fits_each_part_on_its_own_rows(data, tmp_path, recording_normalizer_rows):
+    seen = recording_normalizer_rows
     split = make_split(data.trials, "session")
     config = TrainConfig(max_epochs=1, batch_size=32)
     small = {"d": 16, "n_layers": 1, "n_heads": 2}

@@ -121,13 +121,14 @@ def test_shared_projection_trains_a_head_for_every_subject(small_data, random_cl
 
 
 def test_recording_normalisation_reaches_every_part_and_the_checkpoint_key(small_data, random_clip, tmp_path,
-                                                                          normalizer_rows):
+                                                                          normalizer_rows, recording_normalizer_rows):
     split = make_split(small_data.trials, "session")
     config = RetrievalConfig(lambdas={"infonce": 1.0}, encoder_kwargs=ENCODER, train_eeg_encoder=False)
     train = TrainConfig(max_epochs=1, device="cpu")
     run = run_retrieval(small_data, split, random_clip, config, train, tmp_path, n_boot=10, bertscore_model=False,
                         progress=False, normalization="recording")
     assert normalizer_rows == []  # no pooled training normaliser
+    assert [len(rows) for rows in recording_normalizer_rows] == [len(split.train), len(split.val), len(split.test)]
     assert np.isfinite(run.test.per_query["recall@5"]).all()
     run_retrieval(small_data, split, random_clip, config, train, tmp_path, n_boot=10, bertscore_model=False,
                   progress=False)
