@@ -27,6 +27,23 @@ from torch.utils.data import Dataset
 from eegkit.data.loading import EEGData
 
 
+def _channel_statistics(data: EEGData, rows: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each channel's mean and std (float32, shape (n_chans,), µV; std at least 1e-6) over
+    the sorted trial ``rows`` and time, streamed ``chunk`` trials at a time into float64
+    sums of ``x`` and ``x**2`` (see :meth:`ChannelNormalizer.fit`)."""
+    total = np.zeros(data.n_chans)
+    total_sq = np.zeros(data.n_chans)
+    for start in range(0, len(rows), chunk):
+        X = data.get_trials(rows[start : start + chunk]).astype(np.float64)
+        total += X.sum(axis=(0, 2))
+        np.square(X, out=X)
+        total_sq += X.sum(axis=(0, 2))
+    count = len(rows) * data.n_times
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class ChannelNormalizer:
     """Per-channel z-scoring with statistics of the training split only.
@@ -67,17 +84,8 @@ class ChannelNormalizer:
             raise ValueError(
                 f"chunk={chunk}: read at least one trial at a time (e.g. chunk=128)"
             )
-        total = np.zeros(data.n_chans)
-        total_sq = np.zeros(data.n_chans)
-        for start in range(0, len(rows), chunk):
-            X = data.get_trials(rows[start : start + chunk]).astype(np.float64)
-            total += X.sum(axis=(0, 2))
-            np.square(X, out=X)
-            total_sq += X.sum(axis=(0, 2))
-        count = len(rows) * data.n_times
-        mean = total / count
-        std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
-        return cls(mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32))
+        mean, std = _channel_statistics(data, rows, chunk)
+        return cls(mean, std)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Z-score ``X`` of shape (..., n_chans, n_times) channel by channel."""
@@ -154,15 +162,7 @@ class RecordingNormalizer:
         for slot, rec in enumerate(fitted):
             mine = rows[of_row[rows] == rec]
             recording[mine] = slot
-            total = np.zeros(data.n_chans)
-            total_sq = np.zeros(data.n_chans)
-            for start in range(0, len(mine), chunk):
-                X = data.get_trials(mine[start : start + chunk]).astype(np.float64)
-                total += X.sum(axis=(0, 2))
-                total_sq += np.square(X).sum(axis=(0, 2))
-            count = len(mine) * data.n_times
-            mean[slot] = total / count
-            std[slot] = np.maximum(np.sqrt(np.maximum(total_sq / count - (total / count) ** 2, 0.0)), 1e-6)
+            mean[slot], std[slot] = _channel_statistics(data, mine, chunk)
         return cls(recording, mean, std)
 
     def normalize_batch(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
