@@ -7,21 +7,29 @@ so the notebooks hold no logic of their own.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from eegkit.data.alignment import euclidean_alignment
 from eegkit.data.channels import CATEGORIES
 from eegkit.data.loading import EEGData
 from eegkit.data.splits import Split
 from eegkit.data.torchdata import SplitDatasets
-from eegkit.metrics import bootstrap_ci, confusion_matrix, per_subject_accuracy, score_table
+from eegkit.metrics import (
+    bootstrap_ci,
+    confusion_matrix,
+    per_subject_accuracy,
+    score_table,
+)
 from eegkit.models import make_model, subject_lookup
 from eegkit.models.classical import (
     CLASSICAL_MODELS,
@@ -30,7 +38,16 @@ from eegkit.models.classical import (
     n_parameters,
     split_features,
 )
-from eegkit.train import ClassificationObjective, FitResult, TrainConfig, fit, predict, run_key, seed_everything
+from eegkit.train import (
+    ClassificationObjective,
+    FitResult,
+    TrainConfig,
+    fit,
+    predict,
+    resolve_device,
+    run_key,
+    seed_everything,
+)
 
 #: Display names of the models in tables and figures.
 MODEL_LABELS = {
@@ -132,6 +149,92 @@ class ClassificationRun:
         return table
 
 
+def member_workers(workers: int | str, n_members: int, device: str = "auto") -> int:
+    """How many processes train an ensemble's members side by side.
+
+    Parameters
+    ----------
+    workers : int or "auto"
+        Asked for; ``"auto"`` is one per member on a CPU and 1 on a GPU (the members
+        would share one device there; a GPU is fast enough alone).
+    n_members : int
+    device : str, default="auto"
+        The training device (:func:`eegkit.train.resolve_device`).
+
+    Returns
+    -------
+    n_workers : int
+        Between 1 and ``n_members``; 1 means in this process.
+    """
+    if workers == "auto":
+        return 1 if resolve_device(device).type != "cpu" else n_members
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers={workers!r}: give a positive number of processes or 'auto'")
+    return min(workers, n_members)
+
+
+@dataclass
+class _MemberJob:
+    """One member of an ensemble: everything needed to build, train and apply it,
+    small enough to send to a worker process (the EEG travels as file names)."""
+
+    sets: SplitDatasets
+    lookup: torch.Tensor
+    model_name: str
+    n_chans: int
+    n_times: int
+    sfreq: float
+    subjects: tuple[str, ...]
+    model_kwargs: dict
+    augment: tuple[str, ...]
+    label_smoothing: float
+    alignment: dict
+    config: TrainConfig
+    checkpoint: Path | None
+    name: str
+
+    def run(self, progress: bool) -> tuple[FitResult, dict, dict]:
+        """Train (or resume from the checkpoint) and predict the test and validation trials."""
+        seed_everything(self.config.seed)  # the initial weights must not depend on earlier runs
+        model = make_model(self.model_name, self.n_chans, self.n_times, self.sfreq,
+                           subjects=self.sets.train_subjects, **self.model_kwargs)
+        if self.alignment:
+            if getattr(model, "subject_layer", None) is None:
+                raise ValueError("align_subjects=True needs the multihead model with "
+                                 "model_kwargs={'subject_layer': True}")
+            with torch.no_grad():
+                for index, matrix in self.alignment.items():
+                    model.subject_layer.weights[self.subjects[index]].copy_(torch.from_numpy(matrix))
+        objective = ClassificationObjective(self.lookup, label_smoothing=self.label_smoothing,
+                                            augment=self.augment, sfreq=self.sfreq, seed=self.config.seed)
+        result = fit(model, objective, self.sets.train, self.sets.val, self.config,
+                     checkpoint=self.checkpoint, progress=progress, name=self.name)
+        test = predict(result.model, self.sets.test, self.lookup, device=self.config.device)
+        val = predict(result.model, self.sets.val, self.lookup, device=self.config.device)
+        return result, test, val
+
+
+def _run_member_in_worker(job: _MemberJob, threads: int) -> tuple[FitResult, dict, dict]:
+    torch.set_num_threads(threads)
+    result, test, val = job.run(progress=False)
+    result.model = result.model.cpu()
+    return result, test, val
+
+
+def _train_in_processes(jobs: list[_MemberJob], n_workers: int, progress: bool) -> list:
+    """Run ``jobs`` in ``n_workers`` spawned processes; results in the order of ``jobs``."""
+    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    # spawn, not fork: a forked copy of a process that already ran torch's thread pools can hang.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(n_workers, mp_context=context) as pool:
+        futures = [pool.submit(_run_member_in_worker, job, threads) for job in jobs]
+        label = jobs[0].name.split(" (seed")[0]
+        for _ in tqdm(as_completed(futures), total=len(futures), disable=not progress,
+                      desc=f"{label}: members trained in {n_workers} processes"):
+            pass
+        return [future.result() for future in futures]
+
+
 def run_classification(
     data: EEGData,
     split: Split,
@@ -147,6 +250,7 @@ def run_classification(
     n_boot: int = 1000,
     n_perm: int = 1000,
     progress: bool = True,
+    workers: int | str = 1,
 ) -> ClassificationRun:
     """Train ``model_name`` on ``split.train`` (early stopping on ``split.val``), score on ``split.test``.
 
@@ -191,6 +295,14 @@ def run_classification(
     n_boot, n_perm : int, default=1000
         Bootstrap resamples and label permutations of the scores.
     progress : bool, default=True
+    workers : int or "auto", default=1
+        Processes that train an ensemble's members side by side (each its own copy
+        of the model, with ``cpu_count // workers`` torch threads); ``"auto"``: one
+        per member on CPU, one on CUDA (:func:`member_workers`). A member trains the
+        same run whichever process holds it (same seed, checkpoint and result up to
+        float rounding); on a CPU a small model uses a second thread poorly, so two
+        one-thread processes get more done than one two-thread process
+        (``benchmarks/parallel_members.py``).
 
     Returns
     -------
@@ -207,19 +319,9 @@ def run_classification(
                 **({"normalization": normalization} if normalization != "training" else {})}
     # One pass over the training trials serves every member.
     alignment = euclidean_alignment(sets.train) if align_subjects else {}
-    members, log_probas, val_log_probas = [], [], []
+    jobs = []
     for member in range(n_seeds):
         member_config = replace(config, seed=config.seed + member)
-        seed_everything(member_config.seed)  # the initial weights must not depend on earlier runs
-        model = make_model(model_name, data.n_chans, data.n_times, data.sfreq, subjects=sets.train_subjects,
-                           **(model_kwargs or {}))
-        if align_subjects:
-            if getattr(model, "subject_layer", None) is None:
-                raise ValueError("align_subjects=True needs the multihead model with "
-                                 "model_kwargs={'subject_layer': True}")
-            with torch.no_grad():
-                for index, matrix in alignment.items():
-                    model.subject_layer.weights[data.subjects[index]].copy_(torch.from_numpy(matrix))
         checkpoint = None
         if checkpoint_dir:
             key = run_key(data, split, {"model": model_name, "model_kwargs": model_kwargs or {},
@@ -229,16 +331,19 @@ def run_classification(
                                            if augment or label_smoothing or align_subjects
                                            or normalization != "training" else {})})
             checkpoint = Path(checkpoint_dir) / f"{model_name}_{split.protocol}_{key}.pt"
-        objective = ClassificationObjective(lookup, label_smoothing=label_smoothing, augment=augment,
-                                            sfreq=data.sfreq, seed=member_config.seed)
         name = MODEL_LABELS.get(model_name, model_name) + (f" (seed {member_config.seed})" if n_seeds > 1 else "")
-        result = fit(model, objective, sets.train, sets.val, member_config,
-                     checkpoint=checkpoint, progress=progress, name=name)
-        members.append(result)
-        out = predict(result.model, sets.test, lookup, device=config.device)
-        log_probas.append(torch.log_softmax(torch.from_numpy(out["logits"]), dim=1))
-        val = predict(result.model, sets.val, lookup, device=config.device)
-        val_log_probas.append(torch.log_softmax(torch.from_numpy(val["logits"]), dim=1))
+        jobs.append(_MemberJob(sets, lookup, model_name, data.n_chans, data.n_times, data.sfreq,
+                               data.subjects, dict(model_kwargs or {}), tuple(augment), label_smoothing,
+                               alignment, member_config, checkpoint, name))
+    n_workers = member_workers(workers, n_seeds, config.device)
+    if n_workers > 1:
+        trained = _train_in_processes(jobs, n_workers, progress)
+    else:
+        trained = [job.run(progress) for job in jobs]
+    members = [result for result, _, _ in trained]
+    out, val = trained[-1][1], trained[-1][2]
+    log_probas = [torch.log_softmax(torch.from_numpy(test["logits"]), dim=1) for _, test, _ in trained]
+    val_log_probas = [torch.log_softmax(torch.from_numpy(v["logits"]), dim=1) for _, _, v in trained]
     if n_seeds > 1:  # the log of the mean probability: the ensemble's log-probabilities
         log_n = float(np.log(n_seeds))
         out["logits"] = (torch.logsumexp(torch.stack(log_probas), dim=0) - log_n).numpy()

@@ -56,6 +56,7 @@ secondary_max_epochs = 4
 n_boot = 1000
 n_perm = 1000
 ceiling_noise_trials = 2000  # noise-only draws of the twin behind the Bayes ceiling
+workers = "auto"  # processes training an ensemble's members side by side; "auto": one per member on CPU
 
 # %%
 from pathlib import Path
@@ -85,7 +86,7 @@ print("Recipe:", " ".join(label for label, _ in steps))
 # %%
 session_split = make_split(data.trials, "session")
 main = run_classification(data, session_split, "multihead", config, checkpoint_dir, n_boot=n_boot,
-                          n_perm=n_perm, **recipe)
+                          n_perm=n_perm, workers=workers, **recipe)
 print(f"{main.n_parameters:,} parameters ({main.n_members} model(s)); "
       f"best validation epoch {main.fit.best_epoch} (first model)")
 fig = plots.plot_learning_curves({main.label: main.fit.history})
@@ -110,7 +111,7 @@ if ablation:
     for n_steps in range(1, len(steps) + 1):
         run = main if n_steps == len(steps) else run_classification(
             data, session_split, "multihead", config, checkpoint_dir, n_boot=n_boot, n_perm=n_perm,
-            progress=False, **multihead_recipe(steps[:n_steps]))
+            progress=False, workers=workers, **multihead_recipe(steps[:n_steps]))
         val = run.validation_scores(n_boot=n_boot, seed=seed)
         test = run.scores.set_index("metric").loc["accuracy"]
         ablation_rows.append({
@@ -129,7 +130,8 @@ if ablation:
 secondary_config = TrainConfig(max_epochs=secondary_max_epochs, batch_size=batch_size, lr=lr,
                                seed=seed, device=device)
 secondary = [run_classification(data, make_split(data.trials, protocol, seed=seed), "multihead",
-                                secondary_config, checkpoint_dir, n_boot=n_boot, n_perm=n_perm, **recipe)
+                                secondary_config, checkpoint_dir, n_boot=n_boot, n_perm=n_perm,
+                                workers=workers, **recipe)
              for protocol in secondary_protocols]
 
 # %% [markdown]

@@ -50,6 +50,7 @@ max_epochs = 8
 batch_size = 64
 lr = 1e-3
 recipe_steps = None  # as in notebook 03 (None: eegkit's MULTIHEAD_STEPS)
+workers = "auto"  # as in notebook 03: processes training the Task 1 ensemble's members
 # Task 2B training
 retrieval_epochs = 8  # frozen EEG encoder: cheap epochs
 retrieval_lr = 1e-3
@@ -118,7 +119,7 @@ image_row = {**scores_row(images.scores, **reference_labels(f"images ({clip.labe
 task1_config = TrainConfig(max_epochs=max_epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
 recipe = multihead_recipe([tuple(step) for step in recipe_steps] if recipe_steps else MULTIHEAD_STEPS)
 task1 = run_classification(data, split, "multihead", task1_config, checkpoint_dir, n_boot=100, n_perm=10,
-                           **recipe)
+                           workers=workers, **recipe)
 # An ensemble's first model gives the encoder and the category heads.
 encoder_state = task1.fit.model.encoder.state_dict() if init_from_task1 else None
 category_state = task1.fit.model.heads.state_dict() if init_from_task1 else None

@@ -179,3 +179,40 @@ def test_recording_normalisation_fits_each_part_on_its_own_rows(data, tmp_path, 
     run_classification(data, split, "multihead", config, tmp_path, model_kwargs=small, n_boot=10, n_perm=10,
                        progress=False)
     assert len(list(tmp_path.glob("multihead_session_*.pt"))) == 2
+
+
+def test_members_trained_in_worker_processes_are_the_same_runs(data, tmp_path):
+    """workers=2: the members train in spawned processes, with the same seeds and
+    checkpoints; the ensemble equals the one trained in this process up to float
+    rounding (here with as many torch threads as each worker gets, so that equal)."""
+    import os
+
+    import torch
+
+    from eegkit.classification import member_workers
+
+    split = make_split(data.trials, "session")
+    config = TrainConfig(max_epochs=1, batch_size=32, seed=2, device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
+    try:
+        here = run_classification(data, split, "multihead", config, tmp_path / "here", n_seeds=2, n_boot=10,
+                                  n_perm=10, progress=False, normalization="recording")
+    finally:
+        torch.set_num_threads(threads)
+    apart = run_classification(data, split, "multihead", config, tmp_path / "apart", n_seeds=2, n_boot=10,
+                               n_perm=10, progress=False, normalization="recording", workers=2)
+    assert [m.config["seed"] for m in apart.members] == [2, 3]
+    assert sorted(p.name for p in (tmp_path / "apart").iterdir()) == sorted(p.name for p in (tmp_path / "here").iterdir())
+    np.testing.assert_allclose(apart.predictions["logits"], here.predictions["logits"], atol=1e-5)
+    np.testing.assert_array_equal(apart.predictions["row"], here.predictions["row"])
+    for ours, theirs in zip(apart.members, here.members):
+        for key, value in theirs.model.state_dict().items():
+            np.testing.assert_allclose(ours.model.state_dict()[key].numpy(), value.numpy(), atol=1e-5)
+    # a finished run is read back from its checkpoints, whichever process trained it
+    again = run_classification(data, split, "multihead", config, tmp_path / "apart", n_seeds=2, n_boot=10,
+                               n_perm=10, progress=False, normalization="recording")
+    assert [m.reused_epochs for m in again.members] == [1, 1]
+    assert member_workers("auto", 3, "cpu") == 3 and member_workers(5, 3) == 3 and member_workers(1, 3) == 1
+    with pytest.raises(ValueError, match="positive number of processes"):
+        member_workers(0, 3)

@@ -135,3 +135,18 @@ def test_scan_runs_lists_without_opening(small_root):
 
 def test_a_single_subject_string_is_one_subject(small_root):
     assert load_dataset(small_root, subjects="sub-03").subjects == ("sub-03",)
+
+
+def test_a_pickled_dataset_carries_file_names_not_the_eeg(tiny_data):
+    """Worker processes receive EEGData by pickle: the runs travel as their .npy names
+    and are mapped again, so the pickle is small and reads the same trials."""
+    import pickle
+
+    blob = pickle.dumps(tiny_data)
+    eeg_bytes = sum(run.nbytes for run in tiny_data.runs)
+    assert len(blob) < eeg_bytes / 20
+    copy = pickle.loads(blob)
+    assert all(isinstance(run, np.memmap) for run in copy.runs)
+    rows = [0, 7, len(tiny_data) - 1]
+    np.testing.assert_array_equal(copy.get_trials(rows), tiny_data.get_trials(rows))
+    pd.testing.assert_frame_equal(copy.trials, tiny_data.trials)

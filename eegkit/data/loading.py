@@ -75,6 +75,13 @@ class RunFiles:
     csv: Path
 
 
+@dataclass(frozen=True)
+class _MappedRun:
+    """A memory-mapped run in a pickle: the ``.npy`` it maps (see ``EEGData.__getstate__``)."""
+
+    path: str
+
+
 class _RunReader:
     """Read whole trials of a run's ``.npy`` with ``os.preadv`` at offsets from its header.
 
@@ -223,7 +230,16 @@ class EEGData:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_readers"] = {}  # open files do not travel to another process
+        # A memory-mapped run travels as its file name and is mapped again on arrival,
+        # so a worker process receives kilobytes, not a copy of the whole dataset.
+        state["runs"] = [_MappedRun(run.filename) if isinstance(run, np.memmap) and run.filename else run
+                         for run in self.runs]
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        state["runs"] = [np.load(run.path, mmap_mode="r") if isinstance(run, _MappedRun) else run
+                         for run in state["runs"]]
+        self.__dict__.update(state)
 
     @property
     def n_chans(self) -> int:

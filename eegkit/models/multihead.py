@@ -19,12 +19,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from einops.layers.torch import Rearrange
 from torch import nn
 
 from eegkit.data.channels import CATEGORIES
 from eegkit.models.base import UNKNOWN_SUBJECT, EEGModel, _pool_factor
+from eegkit.models.dropout import Dropout, dropout
 
 READOUTS = ("spatial", "flatten", "summary", "mean")
 
@@ -85,7 +87,7 @@ class ChannelCNN(EEGModel):
             act(),
             nn.AdaptiveAvgPool1d(n_time_bins),
         )
-        self.project = nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
+        self.project = nn.Sequential(nn.Flatten(), Dropout(dropout),
                                      nn.Linear(2 * n_filters * n_time_bins, d))
         self.electrode_embedding = nn.Parameter(0.02 * torch.randn(n_chans, d))
 
@@ -224,6 +226,46 @@ def _batch_norm_as_affine(
     return scale, shift
 
 
+class PreNormEncoderLayer(nn.Module):
+    """``nn.TransformerEncoderLayer(d, n_heads, dim_feedforward, dropout, activation="gelu",
+    batch_first=True, norm_first=True)``, written out so that its dropouts, on the
+    attention weights too, use :func:`eegkit.models.dropout.dropout`.
+
+    The same parameters under the same state-dict keys, and the same output in
+    evaluation mode (tested against torch's layer); in training it draws its dropout
+    masks three times faster on a CPU. Input and output ``(batch, tokens, d)``.
+    """
+
+    def __init__(self, d: int, n_heads: int, dim_feedforward: int, dropout: float = 0.1):
+        super().__init__()
+        # Holds the projections (in_proj_weight, out_proj) under torch's keys; the
+        # attention itself is computed in _attention.
+        self.self_attn = nn.MultiheadAttention(d, n_heads, dropout=dropout, batch_first=True)
+        self.linear1 = nn.Linear(d, dim_feedforward)
+        self.dropout = Dropout(dropout)
+        self.linear2 = nn.Linear(dim_feedforward, d)
+        self.norm1 = nn.LayerNorm(d)
+        self.norm2 = nn.LayerNorm(d)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
+        self.n_heads = n_heads
+        self.attention_dropout = dropout
+
+    def _attention(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = F.linear(x, self.self_attn.in_proj_weight, self.self_attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (rearrange(t, "batch token (head e) -> batch head token e", head=self.n_heads)
+                   for t in (q, k, v))
+        weights = torch.softmax(q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5, dim=-1)
+        weights = dropout(weights, self.attention_dropout, self.training)
+        return self.self_attn.out_proj(rearrange(weights @ v, "batch head token e -> batch token (head e)"))
+
+    def forward(self, x: torch.Tensor, src_mask=None, src_key_padding_mask=None, is_causal=False) -> torch.Tensor:
+        if src_mask is not None or src_key_padding_mask is not None:
+            raise ValueError("PreNormEncoderLayer attends to every token; masks are not supported")
+        x = x + self.dropout1(self._attention(self.norm1(x)))
+        return x + self.dropout2(self.linear2(self.dropout(F.gelu(self.linear1(self.norm2(x))))))
+
+
 class ElectrodeTransformer(nn.Module):
     """Stage 2: transformer encoder over electrode tokens, ``(B, C, d) -> (B, d)``.
 
@@ -249,20 +291,19 @@ class ElectrodeTransformer(nn.Module):
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, not {readout!r}")
-        layer = nn.TransformerEncoderLayer(d, n_heads, dim_feedforward=2 * d, dropout=dropout,
-                                           batch_first=True, norm_first=True, activation="gelu")
+        layer = PreNormEncoderLayer(d, n_heads, dim_feedforward=2 * d, dropout=dropout)
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.readout = readout
         if readout == "summary":
             self.summary_token = nn.Parameter(torch.zeros(1, 1, d))
         if readout == "flatten":
-            self.spatial = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(n_chans * d, d))
+            self.spatial = nn.Sequential(nn.Flatten(), Dropout(dropout), nn.Linear(n_chans * d, d))
         if readout == "spatial":
             self.spatial = nn.Sequential(
                 Rearrange("batch chan d -> batch d chan"),
                 nn.Linear(n_chans, n_spatial_filters, bias=False),  # filters over electrodes
                 nn.Flatten(),
-                nn.Dropout(dropout),
+                Dropout(dropout),
                 nn.Linear(d * n_spatial_filters, d),
             )
         self.norm = nn.LayerNorm(d)
@@ -334,7 +375,7 @@ class SubjectHeads(nn.Module):
         widths = [] if hidden is None else [hidden] if isinstance(hidden, int) else list(hidden)
 
         def head():
-            layers: list[nn.Module] = [nn.Dropout(dropout)]
+            layers: list[nn.Module] = [Dropout(dropout)]
             for width_in, width_out in zip([d, *widths], widths):
                 layers += [nn.Linear(width_in, width_out), nn.GELU()]
             layers.append(nn.Linear(widths[-1] if widths else d, n_outputs))
