@@ -10,6 +10,13 @@ kept changes together, as notebooks 03 and 05 train it.
 
     python benchmarks/multihead_ablation.py --preset default
     python benchmarks/multihead_ablation.py --preset default --only "handout model" recipe
+    python benchmarks/multihead_ablation.py --protocol cross_subject --epochs 4 --on-recipe \
+        --only "handout model" "readout: mean of the tokens" "readout: spatial filters" \
+        "shared head + subject residual heads" "augmentation: time shift + channel dropout"
+
+``--on-recipe`` applies each candidate to one model of the recipe (its changes
+without the ensemble) instead of the handout's plain model, to ask what helps on
+top of what is kept; "handout model" is then that single model.
 
 Runs are cached in ``--checkpoint-dir`` (as ``make report`` caches them), so rows
 already trained with the same settings are read back instead of trained again.
@@ -24,7 +31,7 @@ import time
 import pandas as pd
 
 import eegkit
-from eegkit.classification import MULTIHEAD_RECIPE, run_classification
+from eegkit.classification import MULTIHEAD_RECIPE, multihead_recipe, run_classification
 from eegkit.data.splits import make_split
 from eegkit.train import TrainConfig
 
@@ -40,7 +47,10 @@ CANDIDATES: dict[str, dict] = {
     "augmentation: time shift + channel dropout": {"augment": ["time_shift", "channels_dropout"]},
     "label smoothing 0.1": {"label_smoothing": 0.1},
     "per-recording normalisation": {"normalization": "recording"},
+    "per-recording Euclidean alignment": {"normalization": "aligned"},
     "dropout 0.3": {"model_kwargs": {"dropout": 0.3}},
+    "readout: mean of the tokens": {"model_kwargs": {"readout": "mean"}},
+    "readout: spatial filters": {"model_kwargs": {"readout": "spatial"}},
     "weight decay 0.1": {"config": {"weight_decay": 0.1}},
     "recipe": MULTIHEAD_RECIPE,
 }
@@ -72,18 +82,25 @@ def main() -> None:
     parser.add_argument("--protocol", default="session")
     parser.add_argument("--checkpoint-dir", default="build/checkpoints")
     parser.add_argument("--only", nargs="*", default=list(CANDIDATES), choices=list(CANDIDATES))
+    parser.add_argument("--on-recipe", action="store_true",
+                        help="apply each candidate to one model of the recipe, not the handout's")
     args = parser.parse_args()
     data = eegkit.open_dataset(args.data_dir, twin_preset=args.preset, seed=args.seed, subjects="handout")
     split = make_split(data.trials, args.protocol, seed=args.seed)
     rows = []
+    base_change = {key: value for key, value in MULTIHEAD_RECIPE.items() if key != "n_seeds"}
     for name in args.only:
-        rows.append(run(data, split, name, CANDIDATES[name], args))
+        change = CANDIDATES[name]
+        if args.on_recipe and name != "recipe":
+            change = multihead_recipe([("base", base_change), (name, change)])
+        rows.append(run(data, split, name, change, args))
         print(pd.DataFrame(rows[-1:]).round(4).to_string(index=False, header=len(rows) == 1), flush=True)
     table = pd.DataFrame(rows)
     base = table.loc[table["change"] == "handout model", "val_acc"]
     if len(base):
         table["val_acc_change"] = table["val_acc"] - float(base.iloc[0])
-    print(f"\n{args.preset} twin, seed {args.seed}, {args.protocol} split, {args.epochs} epochs:")
+    print(f"\n{args.preset} twin, seed {args.seed}, {args.protocol} split, {args.epochs} epochs"
+          + (", each change on one model of the recipe:" if args.on_recipe else ":"))
     print(table.round(4).to_string(index=False))
 
 

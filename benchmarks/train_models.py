@@ -271,10 +271,12 @@ def _train_one(args: dict, queue) -> None:
     config = TrainConfig(max_epochs=args["epochs"], patience=args["epochs"],
                          seed=args["seed"], batch_size=args["batch_size"],
                          lr=args["lr"])
+    workers = args["workers"] if args["workers"] == "auto" else int(args["workers"])
     started = time.time()
     with _AnonPeak() as anon:
         run = classification.run_classification(data, split, args["model"], config,
-                                             n_boot=500, n_perm=200, progress=False, **recipe)
+                                             n_boot=500, n_perm=200, progress=False,
+                                             workers=workers, **recipe)
     accuracy = run.scores.set_index("metric").loc["accuracy"]
     history = run.fit.history
     members = run.members or [run.fit]
@@ -316,6 +318,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", default="1",
+                        help="processes for an ensemble's members (run_classification's "
+                             "workers=; each gets cpu_count // workers threads, not "
+                             "--threads), or 'auto'")
     parser.add_argument("--epoch-schedule", action="store_true",
                         help="with --budget-seconds: keep fit's schedule (cosine to "
                              "zero at --epochs) instead of ending it with the budget")
@@ -328,6 +334,9 @@ def main() -> None:
     args = vars(parser.parse_args())
     if args["epochs"] is None:
         args["epochs"] = 20 if args["budget_seconds"] else 6
+    if args["budget_seconds"] and args["workers"] != "1":
+        parser.error("--budget-seconds patches the training loop of this process; "
+                     "worker processes would not see it: leave --workers at 1")
     context = mp.get_context("spawn")
     rows = []
     for model in args["models"]:

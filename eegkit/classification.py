@@ -103,6 +103,8 @@ class ClassificationRun:
     #: The validation trials' predictions, as ``predictions`` (None for the classical
     #: references, whose history holds their validation accuracy).
     val_predictions: dict[str, np.ndarray] | None = None
+    #: Processes the members trained in side by side (1: one after the other here).
+    n_workers: int = 1
 
     @property
     def label(self) -> str:
@@ -132,6 +134,18 @@ class ClassificationRun:
         low, high = bootstrap_ci(lambda i: correct[i].mean(), len(correct), n_boot, seed=seed)
         return pd.Series({"value": float(correct.mean()), "ci_low": low, "ci_high": high})
 
+    @property
+    def train_trials_per_second(self) -> float:
+        """Trials of the training split the whole model learns from per second.
+
+        An ensemble trains on every trial once per member. Each member's rate is
+        measured in the process that trained it; ``n_workers`` of them ran at once,
+        so the ensemble takes ``sum(1 / rate) / n_workers`` seconds per trial (one
+        member's rate / n when they ran one after the other).
+        """
+        rates = [float(m.history["train_trials_per_second"].mean()) for m in self.members or [self.fit]]
+        return min(self.n_workers, len(rates)) / sum(1 / rate for rate in rates)
+
     def results_rows(self) -> pd.DataFrame:
         """The score table with model, protocol, size and cost columns added."""
         table = self.scores.copy()
@@ -141,8 +155,7 @@ class ClassificationRun:
         table["epochs"] = len(history)
         table["best_epoch"] = self.fit.best_epoch
         table["n_parameters"] = self.n_parameters
-        # An ensemble trains on every trial once per member: its rate is one member's / n.
-        table["train_trials_per_second"] = float(history["train_trials_per_second"].mean()) / self.n_members
+        table["train_trials_per_second"] = self.train_trials_per_second
         table["ensemble"] = self.n_members
         # restored from a checkpoint, not trained now
         table["reused_epochs"] = sum(m.reused_epochs for m in self.members or [self.fit])
@@ -282,10 +295,11 @@ def run_classification(
         True}``) at each subject's Euclidean alignment, ``R^{-1/2}`` with ``R`` the
         mean spatial covariance of its training trials
         (:func:`eegkit.data.alignment.euclidean_alignment`).
-    normalization : {"training", "recording"}, default="training"
+    normalization : {"training", "recording", "aligned"}, default="training"
         How the networks' input is z-scored (:class:`eegkit.data.SplitDatasets`):
-        per channel with training statistics, or each recording (one subject's
-        session) with its own statistics.
+        per channel with training statistics, each recording (one subject's
+        session) with its own statistics, or each recording whitened by its own
+        mean covariance (``"aligned"``).
     n_seeds : int, default=1
         Train this many copies, with seeds ``config.seed``, ``config.seed + 1``, ...
         (each with its own checkpoint; the first is the single model's), and predict
@@ -361,6 +375,7 @@ def run_classification(
         n_parameters=sum(p.numel() for m in members for p in m.model.parameters()),
         members=members if n_seeds > 1 else [],
         val_predictions=val,
+        n_workers=n_workers,
     )
 
 

@@ -103,7 +103,9 @@ save_figure(fig, "03_per_subject", figures_dir, synthetic=synthetic)
 # Each row adds one kept change to the row above and is trained from scratch on the
 # same split (rows whose runs already exist are read back from their checkpoints).
 # The changes were chosen on the validation accuracy; the test column shows whether
-# the gain carried over to unseen sessions.
+# the gain carried over to unseen sessions. Training speed is as measured where each
+# run trained: with `workers`, an ensemble's members train side by side in one-thread
+# processes, and a step that reuses the first member shows that member's own rate.
 
 # %%
 if ablation:

@@ -209,6 +209,11 @@ def test_members_trained_in_worker_processes_are_the_same_runs(data, tmp_path):
     for ours, theirs in zip(apart.members, here.members):
         for key, value in theirs.model.state_dict().items():
             np.testing.assert_allclose(ours.model.state_dict()[key].numpy(), value.numpy(), atol=1e-5)
+    # the ensemble's rate: its members' times per trial add up, divided among the processes
+    rates = [float(m.history["train_trials_per_second"].mean()) for m in apart.members]
+    assert apart.n_workers == 2 and apart.train_trials_per_second == pytest.approx(2 / sum(1 / r for r in rates))
+    rates = [float(m.history["train_trials_per_second"].mean()) for m in here.members]
+    assert here.results_rows()["train_trials_per_second"].iloc[0] == pytest.approx(1 / sum(1 / r for r in rates))
     # a finished run is read back from its checkpoints, whichever process trained it
     again = run_classification(data, split, "multihead", config, tmp_path / "apart", n_seeds=2, n_boot=10,
                                n_perm=10, progress=False, normalization="recording")

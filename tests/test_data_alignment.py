@@ -62,3 +62,34 @@ def test_run_classification_starts_the_subject_layer_at_the_training_alignment(s
     expected = euclidean_alignment(SplitDatasets.from_split(small_data, split).train)
     for index, matrix in expected.items():
         torch.testing.assert_close(captured["weights"][small_data.subjects[index]], torch.from_numpy(matrix))
+
+
+def test_recording_aligner_whitens_each_recording_with_its_own_trials_in_its_part(small_data):
+    """normalization="aligned": every recording of every part has (shrunk) identity mean
+    covariance, computed from that recording's trials in that part only."""
+    from eegkit.data.alignment import RecordingAligner
+    from eegkit.data.torchdata import recording_index
+
+    split = make_split(small_data.trials, "session")
+    sets = SplitDatasets.from_split(small_data, split, "aligned")
+    assert isinstance(sets.test.normalizer, RecordingAligner)
+    of_row = recording_index(small_data.trials)
+    for part in ("train", "test"):
+        dataset = getattr(sets, part)
+        rows = dataset.rows
+        rec = of_row[rows[0]]
+        mine = np.flatnonzero(of_row[rows] == rec)
+        X = np.stack([dataset[i]["X"].numpy() for i in mine]).astype(np.float64)
+        raw = small_data.get_trials(rows[mine]).astype(np.float64)
+        raw -= raw.mean(axis=2, keepdims=True)  # each trial centred on its time mean
+        R = np.einsum("bct,bdt->cd", raw, raw) / (raw.shape[0] * raw.shape[2])
+        W = inverse_sqrt(R, 0.05)  # from this recording's trials of this part, and no other
+        np.testing.assert_allclose(X, np.einsum("cd,bdt->bct", W, raw), rtol=1e-3, atol=1e-3 * np.abs(X).max())
+    # the test part's aligner knows only the test rows
+    try:
+        sets.test.normalizer.normalize_batch(np.zeros((1, small_data.n_chans, small_data.n_times), np.float32),
+                                             split.train[:1])
+    except ValueError as error:
+        assert "not in the trials this aligner was fitted on" in str(error)
+    else:
+        raise AssertionError("a training row was aligned by the test part's aligner")

@@ -9,9 +9,17 @@ same second-order statistics from each. Here ``R`` comes from each subject's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
-from eegkit.data.torchdata import EEGTrialDataset
+from eegkit.data.loading import EEGData
+from eegkit.data.torchdata import EEGTrialDataset, recording_index
+
+#: Shrinkage of each recording's covariance in :class:`RecordingAligner`, chosen on
+#: the validation parts (``benchmarks/multihead_ablation.py``).
+ALIGNMENT_SHRINKAGE = 0.05
 
 
 def subject_covariances(dataset: EEGTrialDataset, chunk: int = 128) -> dict[int, np.ndarray]:
@@ -69,3 +77,71 @@ def euclidean_alignment(dataset: EEGTrialDataset, shrinkage: float = 0.1) -> dic
     """
     return {subject: inverse_sqrt(cov, shrinkage).astype(np.float32)
             for subject, cov in subject_covariances(dataset).items()}
+
+
+@dataclass(frozen=True)
+class RecordingAligner:
+    """Euclidean alignment of each recording with its own trials (label-free).
+
+    Each trial's channels are centred on their time mean, then multiplied by
+    ``R^{-1/2}``, ``R`` the mean spatial covariance of the centred trials of the
+    trial's recording (one subject's session) in the same part of the split, shrunk
+    towards the identity (:func:`inverse_sqrt`). After it every recording's trials
+    have (nearly) the identity as mean covariance: He and Wu's (2019) alignment for
+    transfer across subjects, computed per recording as
+    :class:`eegkit.data.RecordingNormalizer` z-scores per recording. Like it, it uses
+    a held-out recording's EEG, never its labels.
+
+    Attributes
+    ----------
+    recording : ndarray of int64, shape (n_rows,)
+        For every row of ``data.trials``, the slot of ``matrix`` that aligns it, or -1
+        for rows the aligner was not fitted on.
+    matrix : ndarray of float32, shape (n_fitted_recordings, n_chans, n_chans)
+        ``R^{-1/2}`` of each recording, in 1/µV.
+    """
+
+    recording: np.ndarray
+    matrix: np.ndarray
+
+    @classmethod
+    def fit(cls, data: EEGData, rows: Sequence[int], shrinkage: float = ALIGNMENT_SHRINKAGE,
+            chunk: int = 128) -> RecordingAligner:
+        """Each recording's ``R^{-1/2}`` from its trials among ``rows`` (one part of a split).
+
+        Parameters
+        ----------
+        data : EEGData
+        rows : sequence of int
+            Row positions of one part of a split: no part's trials enter another's matrices.
+        shrinkage : float, default=ALIGNMENT_SHRINKAGE
+            Of each covariance towards a multiple of the identity (:func:`inverse_sqrt`).
+        chunk : int, default=128
+            Trials read at a time.
+        """
+        rows = np.sort(np.asarray(rows, dtype=np.int64))
+        of_row = recording_index(data.trials)
+        fitted = np.unique(of_row[rows])
+        recording = np.full(len(data.trials), -1, dtype=np.int64)
+        matrix = np.empty((len(fitted), data.n_chans, data.n_chans), dtype=np.float32)
+        for slot, rec in enumerate(fitted):
+            mine = rows[of_row[rows] == rec]
+            recording[mine] = slot
+            covariance = np.zeros((data.n_chans, data.n_chans))
+            for start in range(0, len(mine), chunk):
+                X = data.get_trials(mine[start : start + chunk]).astype(np.float64)
+                X -= X.mean(axis=2, keepdims=True)
+                covariance += np.einsum("bct,bdt->cd", X, X)
+            covariance /= len(mine) * data.n_times
+            matrix[slot] = inverse_sqrt(covariance, shrinkage)
+        return cls(recording, matrix)
+
+    def normalize_batch(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Align a batch ``X`` (batch, n_chans, n_times) µV of the trials at ``rows``: float32, unitless."""
+        slot = self.recording[np.asarray(rows)]
+        if (slot < 0).any():
+            raise ValueError(f"rows {np.asarray(rows)[slot < 0][:5].tolist()} are not in the trials this "
+                             "aligner was fitted on; fit one per part of the split")
+        X = np.asarray(X, dtype=np.float32)
+        X = X - X.mean(axis=2, keepdims=True)
+        return np.ascontiguousarray(np.matmul(self.matrix[slot], X))

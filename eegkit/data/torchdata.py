@@ -11,7 +11,10 @@ Two normalisations (:data:`NORMALIZATIONS`):
   removes them before the model sees the data, as in Défossez et al. (2023), who
   robust-scale each recording, and braindecode's per-recording standardisation. It
   uses a test session's EEG (never its labels), as a decoder that is run on a
-  whole recording can.
+  whole recording can;
+* ``"aligned"``: :class:`eegkit.data.alignment.RecordingAligner`, each recording
+  whitened with its own trials' mean spatial covariance (Euclidean alignment per
+  recording; tried for the multi-head model, not kept).
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ class ChannelNormalizer:
 
 
 #: Ways to z-score the trials of a split; see the module docstring.
-NORMALIZATIONS = ("training", "recording")
+NORMALIZATIONS = ("training", "recording", "aligned")
 
 
 def recording_index(trials) -> np.ndarray:
@@ -276,9 +279,10 @@ class SplitDatasets:
         ----------
         data : EEGData
         split : eegkit.data.splits.Split
-        normalization : {"training", "recording"}, default="training"
+        normalization : {"training", "recording", "aligned"}, default="training"
             One :class:`ChannelNormalizer` fitted on ``split.train``, or a
-            :class:`RecordingNormalizer` fitted on each part.
+            :class:`RecordingNormalizer` (or :class:`~eegkit.data.alignment.RecordingAligner`)
+            fitted on each part.
         """
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization={normalization!r}; choose one of {NORMALIZATIONS}")
@@ -286,8 +290,12 @@ class SplitDatasets:
         if normalization == "training":
             shared = ChannelNormalizer.fit(data, split.train)
             normalizers = dict.fromkeys(parts, shared)
-        else:
+        elif normalization == "recording":
             normalizers = {part: RecordingNormalizer.fit(data, rows) for part, rows in parts.items()}
+        else:
+            from eegkit.data.alignment import RecordingAligner  # it builds on this module
+
+            normalizers = {part: RecordingAligner.fit(data, rows) for part, rows in parts.items()}
         present = set(data.trials["subject"].iloc[split.train])
         return cls(
             normalizer=normalizers["train"],

@@ -256,7 +256,7 @@ def run_retrieval(
         Weights of a Task 1 model's subject heads (``model.heads.state_dict()``) that
         initialise the category head (configurations with a ``ce`` term), so the
         category prior starts from the Task 1 classifier.
-    normalization : {"training", "recording"}, default="training"
+    normalization : {"training", "recording", "aligned"}, default="training"
         How the EEG is z-scored (:class:`eegkit.data.SplitDatasets`); with a Task 1
         encoder, the one it was trained with.
     n_boot : int, default=1000
