@@ -293,7 +293,8 @@ class SplitDatasets:
         elif normalization == "recording":
             normalizers = {part: RecordingNormalizer.fit(data, rows) for part, rows in parts.items()}
         else:
-            from eegkit.data.alignment import RecordingAligner  # it builds on this module
+            # imported here: the alignment module builds on this one
+            from eegkit.data.alignment import RecordingAligner
 
             normalizers = {part: RecordingAligner.fit(data, rows) for part, rows in parts.items()}
         present = set(data.trials["subject"].iloc[split.train])
