@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from eegkit.data.loading import EEGData
-from eegkit.data.torchdata import EEGTrialDataset, recording_index
+from eegkit.data.torchdata import EEGTrialDataset, fitted_slots, recording_slots
 
 #: Shrinkage of each recording's covariance in :class:`RecordingAligner`, chosen on
 #: the validation parts (``benchmarks/multihead_ablation.py``).
@@ -119,14 +119,9 @@ class RecordingAligner:
         chunk : int, default=128
             Trials read at a time.
         """
-        rows = np.sort(np.asarray(rows, dtype=np.int64))
-        of_row = recording_index(data.trials)
-        fitted = np.unique(of_row[rows])
-        recording = np.full(len(data.trials), -1, dtype=np.int64)
-        matrix = np.empty((len(fitted), data.n_chans, data.n_chans), dtype=np.float32)
-        for slot, rec in enumerate(fitted):
-            mine = rows[of_row[rows] == rec]
-            recording[mine] = slot
+        recording, groups = recording_slots(data, rows)
+        matrix = np.empty((len(groups), data.n_chans, data.n_chans), dtype=np.float32)
+        for slot, mine in enumerate(groups):
             covariance = np.zeros((data.n_chans, data.n_chans))
             for start in range(0, len(mine), chunk):
                 X = data.get_trials(mine[start : start + chunk]).astype(np.float64)
@@ -138,10 +133,7 @@ class RecordingAligner:
 
     def normalize_batch(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Align a batch ``X`` (batch, n_chans, n_times) µV of the trials at ``rows``: float32, unitless."""
-        slot = self.recording[np.asarray(rows)]
-        if (slot < 0).any():
-            raise ValueError(f"rows {np.asarray(rows)[slot < 0][:5].tolist()} are not in the trials this "
-                             "aligner was fitted on; fit one per part of the split")
+        slot = fitted_slots(self.recording, rows, "aligner")
         X = np.asarray(X, dtype=np.float32)
         X = X - X.mean(axis=2, keepdims=True)
         return np.ascontiguousarray(np.matmul(self.matrix[slot], X))

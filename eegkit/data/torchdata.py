@@ -126,6 +126,36 @@ def recording_index(trials) -> np.ndarray:
     return pd.factorize(keys, sort=True)[0].astype(np.int64)
 
 
+def recording_slots(data: EEGData, rows: Sequence[int]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Group one part's trials by recording, for a normaliser fitted per recording.
+
+    Returns
+    -------
+    recording : ndarray of int64, shape (n_rows,)
+        For every row of ``data.trials``, its recording's slot among ``rows``, or -1
+        for rows not in ``rows``.
+    groups : list of ndarray of int64
+        The sorted rows of each slot.
+    """
+    rows = np.sort(np.asarray(rows, dtype=np.int64))
+    of_row = recording_index(data.trials)
+    recording = np.full(len(data.trials), -1, dtype=np.int64)
+    groups = []
+    for slot, rec in enumerate(np.unique(of_row[rows])):
+        groups.append(rows[of_row[rows] == rec])
+        recording[groups[-1]] = slot
+    return recording, groups
+
+
+def fitted_slots(recording: np.ndarray, rows: np.ndarray, what: str) -> np.ndarray:
+    """The slots of ``rows`` (see :func:`recording_slots`); a row outside them is an error."""
+    slot = recording[np.asarray(rows)]
+    if (slot < 0).any():
+        raise ValueError(f"rows {np.asarray(rows)[slot < 0][:5].tolist()} are not in the trials this "
+                         f"{what} was fitted on; fit one per part of the split")
+    return slot
+
+
 @dataclass(frozen=True)
 class RecordingNormalizer:
     """Per-channel z-scoring of each recording with the statistics of its own trials.
@@ -156,24 +186,16 @@ class RecordingNormalizer:
         chunk : int, default=128
             Trials read at a time.
         """
-        rows = np.sort(np.asarray(rows, dtype=np.int64))
-        of_row = recording_index(data.trials)
-        fitted = np.unique(of_row[rows])
-        recording = np.full(len(data.trials), -1, dtype=np.int64)
-        mean = np.zeros((len(fitted), data.n_chans), dtype=np.float32)
-        std = np.ones((len(fitted), data.n_chans), dtype=np.float32)
-        for slot, rec in enumerate(fitted):
-            mine = rows[of_row[rows] == rec]
-            recording[mine] = slot
+        recording, groups = recording_slots(data, rows)
+        mean = np.zeros((len(groups), data.n_chans), dtype=np.float32)
+        std = np.ones((len(groups), data.n_chans), dtype=np.float32)
+        for slot, mine in enumerate(groups):
             mean[slot], std[slot] = _channel_statistics(data, mine, chunk)
         return cls(recording, mean, std)
 
     def normalize_batch(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Z-score a float32 batch ``X`` (batch, n_chans, n_times) of the trials at ``rows``, in place."""
-        slot = self.recording[np.asarray(rows)]
-        if (slot < 0).any():
-            raise ValueError(f"rows {np.asarray(rows)[slot < 0][:5].tolist()} are not in the trials this "
-                             "normaliser was fitted on; fit one per part of the split")
+        slot = fitted_slots(self.recording, rows, "normaliser")
         X = np.ascontiguousarray(X, dtype=np.float32)
         np.subtract(X, self.mean[slot][:, :, None], out=X)
         np.divide(X, self.std[slot][:, :, None], out=X)
