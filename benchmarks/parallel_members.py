@@ -4,7 +4,7 @@ The multi-head recipe (``MULTIHEAD_RECIPE``: 3 members) is trained on the sessio
 split with ``run_classification(..., workers=N)`` for each N given, one after the
 other in this run, without checkpoints. ``workers=1`` trains the members one after
 the other in this process with all torch threads; ``workers=N`` spawns N processes
-with ``cpu_count // N`` threads each. Prints each setting's wall time, its ratio to
+with ``usable_cpus() // N`` threads each. Prints each setting's wall time, its ratio to
 ``workers=1``, the test accuracy and how far its ensemble log-probabilities are from
 ``workers=1``'s (the same runs, so only float rounding may differ).
 

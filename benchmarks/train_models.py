@@ -291,8 +291,10 @@ def _train_one(args: dict, queue) -> None:
         "val_accuracy": run.validation_accuracy,
         "epochs": float(history["epoch"].iloc[-1]) if len(history) else 0.0,
         "train_seconds": seconds,
-        # an ensemble trains on each trial once per member
-        "train_trials_per_second": trained / seconds / run.n_members,
+        # an ensemble trains on each trial once per member; members side by side in
+        # worker processes: see ClassificationRun.train_trials_per_second
+        "train_trials_per_second": (trained / seconds / run.n_members if run.n_workers == 1
+                                    else run.train_trials_per_second),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "train_peak_anon_mb": anon.peak_mb,
         "n_parameters": run.n_parameters,
@@ -320,8 +322,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", default="1",
                         help="processes for an ensemble's members (run_classification's "
-                             "workers=; each gets cpu_count // workers threads, not "
-                             "--threads), or 'auto'")
+                             "workers=; each gets usable_cpus() // workers threads, not "
+                             "--threads), or 'auto'; the memory columns then count this "
+                             "process only, not the members' processes")
     parser.add_argument("--epoch-schedule", action="store_true",
                         help="with --budget-seconds: keep fit's schedule (cosine to "
                              "zero at --epochs) instead of ending it with the budget")

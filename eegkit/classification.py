@@ -7,6 +7,7 @@ so the notebooks hold no logic of their own.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -139,12 +140,16 @@ class ClassificationRun:
         """Trials of the training split the whole model learns from per second.
 
         An ensemble trains on every trial once per member. Each member's rate is
-        measured in the process that trained it; ``n_workers`` of them ran at once,
-        so the ensemble takes ``sum(1 / rate) / n_workers`` seconds per trial (one
-        member's rate / n when they ran one after the other).
+        measured in the process that trained it; with ``n_workers`` processes the
+        members train in ``ceil(n / n_workers)`` rounds, each as long as a member
+        takes on average, so the ensemble's rate is ``1 / (rounds * mean(1 / rate))``
+        (one member's rate / n when they trained one after the other here). A member
+        read back from a checkpoint keeps the rate of the run that trained it, so
+        this assumes that run used the same ``workers``.
         """
         rates = [float(m.history["train_trials_per_second"].mean()) for m in self.members or [self.fit]]
-        return min(self.n_workers, len(rates)) / sum(1 / rate for rate in rates)
+        rounds = math.ceil(len(rates) / self.n_workers)
+        return 1 / (rounds * float(np.mean([1 / rate for rate in rates])))
 
     def results_rows(self) -> pd.DataFrame:
         """The score table with model, protocol, size and cost columns added."""
@@ -234,18 +239,40 @@ def _run_member_in_worker(job: _MemberJob, threads: int) -> tuple[FitResult, dic
     return result, test, val
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. under SLURM or taskset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def _train_in_processes(jobs: list[_MemberJob], n_workers: int, progress: bool) -> list:
-    """Run ``jobs`` in ``n_workers`` spawned processes; results in the order of ``jobs``."""
-    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    """Run ``jobs`` in ``n_workers`` spawned processes; results in the order of ``jobs``.
+
+    The first member to fail stops the others and raises; so does an interrupt
+    (Ctrl-C, or a notebook's stop button), which the workers would not see.
+    """
+    threads = max(1, usable_cpus() // n_workers)
     # spawn, not fork: a forked copy of a process that already ran torch's thread pools can hang.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(n_workers, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
         futures = [pool.submit(_run_member_in_worker, job, threads) for job in jobs]
         label = jobs[0].name.split(" (seed")[0]
-        for _ in tqdm(as_completed(futures), total=len(futures), disable=not progress,
-                      desc=f"{label}: members trained in {n_workers} processes"):
-            pass
-        return [future.result() for future in futures]
+        for future in tqdm(as_completed(futures), total=len(futures), disable=not progress,
+                           desc=f"{label}: members trained in {n_workers} processes"):
+            future.result()  # raises at once if this member failed
+        results = [future.result() for future in futures]
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    device = resolve_device(jobs[0].config.device)
+    for result, _, _ in results:  # the workers send models back on the CPU
+        result.model.to(device)
+    return results
 
 
 def run_classification(
@@ -311,7 +338,7 @@ def run_classification(
     progress : bool, default=True
     workers : int or "auto", default=1
         Processes that train an ensemble's members side by side (each its own copy
-        of the model, with ``cpu_count // workers`` torch threads); ``"auto"``: one
+        of the model, with ``usable_cpus() // workers`` torch threads); ``"auto"``: one
         per member on CPU, one on CUDA (:func:`member_workers`). A member trains the
         same run whichever process holds it (same seed, checkpoint and result up to
         float rounding); on a CPU a small model uses a second thread poorly, so two

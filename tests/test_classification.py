@@ -185,16 +185,16 @@ def test_members_trained_in_worker_processes_are_the_same_runs(data, tmp_path):
     """workers=2: the members train in spawned processes, with the same seeds and
     checkpoints; the ensemble equals the one trained in this process up to float
     rounding (here with as many torch threads as each worker gets, so that equal)."""
-    import os
+    import dataclasses
 
     import torch
 
-    from eegkit.classification import member_workers
+    from eegkit.classification import member_workers, usable_cpus
 
     split = make_split(data.trials, "session")
     config = TrainConfig(max_epochs=1, batch_size=32, seed=2, device="cpu")
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
+    torch.set_num_threads(max(1, usable_cpus() // 2))
     try:
         here = run_classification(data, split, "multihead", config, tmp_path / "here", n_seeds=2, n_boot=10,
                                   n_perm=10, progress=False, normalization="recording")
@@ -209,7 +209,7 @@ def test_members_trained_in_worker_processes_are_the_same_runs(data, tmp_path):
     for ours, theirs in zip(apart.members, here.members):
         for key, value in theirs.model.state_dict().items():
             np.testing.assert_allclose(ours.model.state_dict()[key].numpy(), value.numpy(), atol=1e-5)
-    # the ensemble's rate: its members' times per trial add up, divided among the processes
+    # the ensemble's rate: two members side by side take one round, one after the other two
     rates = [float(m.history["train_trials_per_second"].mean()) for m in apart.members]
     assert apart.n_workers == 2 and apart.train_trials_per_second == pytest.approx(2 / sum(1 / r for r in rates))
     rates = [float(m.history["train_trials_per_second"].mean()) for m in here.members]
@@ -219,5 +219,17 @@ def test_members_trained_in_worker_processes_are_the_same_runs(data, tmp_path):
                                n_perm=10, progress=False, normalization="recording")
     assert [m.reused_epochs for m in again.members] == [1, 1]
     assert member_workers("auto", 3, "cpu") == 3 and member_workers(5, 3) == 3 and member_workers(1, 3) == 1
+    # three members in two processes: two rounds, each as long as a member on average
+    three = dataclasses.replace(apart, members=[*apart.members, apart.members[0]])
+    rates = [float(m.history["train_trials_per_second"].mean()) for m in three.members]
+    assert three.train_trials_per_second == pytest.approx(1 / (2 * np.mean([1 / r for r in rates])))
     with pytest.raises(ValueError, match="positive number of processes"):
         member_workers(0, 3)
+
+
+def test_a_member_that_fails_in_a_worker_raises_here(data):
+    split = make_split(data.trials, "session")
+    with pytest.raises(ValueError, match="readout must be one of"):
+        run_classification(data, split, "multihead", TrainConfig(max_epochs=1, device="cpu"), None,
+                           model_kwargs={"readout": "nowhere"}, n_seeds=2, n_boot=10, n_perm=10,
+                           progress=False, workers=2)

@@ -41,6 +41,10 @@ def test_dropout_is_seeded_and_off_in_evaluation():
     assert torch.equal(dropout(x, 1.0), torch.zeros_like(x))
     with pytest.raises(ValueError, match="between 0 and 1"):
         Dropout(1.5)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        dropout(x, -0.1)
+    # p so close to 1 that it rounds to 1 on the grid: every element dropped, no division by 0
+    assert torch.equal(dropout(x, 1 - 2**-18), torch.zeros_like(x))
 
 
 def test_encoder_layer_equals_torchs_layer_in_evaluation_with_the_same_state_dict():
@@ -52,8 +56,10 @@ def test_encoder_layer_equals_torchs_layer_in_evaluation_with_the_same_state_dic
     torchs.load_state_dict(ours.state_dict())
     x = torch.randn(5, 122, 64)
     torch.testing.assert_close(ours(x), torchs(x), rtol=1e-5, atol=1e-5)
-    # in training its dropouts act: two draws differ, and the mean output stays near eval's
+    # in training its dropouts act: two draws differ
     ours.train()
     assert not torch.equal(ours(x), ours(x))
     with pytest.raises(ValueError, match="masks"):
         ours(x, src_key_padding_mask=torch.zeros(5, 122, dtype=torch.bool))
+    with pytest.raises(ValueError, match="masks"):
+        ours(x, is_causal=True)

@@ -17,8 +17,8 @@ import numpy as np
 from eegkit.data.loading import EEGData
 from eegkit.data.torchdata import EEGTrialDataset, fitted_slots, recording_slots
 
-#: Shrinkage of each recording's covariance in :class:`RecordingAligner`, chosen on
-#: the validation parts (``benchmarks/multihead_ablation.py``).
+#: Shrinkage of each recording's covariance in :class:`RecordingAligner`: light, so
+#: that the alignment whitens, yet a flat or dead electrode stays finite.
 ALIGNMENT_SHRINKAGE = 0.05
 
 

@@ -77,9 +77,17 @@ class RunFiles:
 
 @dataclass(frozen=True)
 class _MappedRun:
-    """A memory-mapped run in a pickle: the ``.npy`` it maps (see ``EEGData.__getstate__``)."""
+    """A memory-mapped run in a pickle: the ``.npy`` it maps whole (see ``EEGData.__getstate__``)."""
 
     path: str
+    shape: tuple[int, ...]
+
+    def load(self) -> np.ndarray:
+        run = np.load(self.path, mmap_mode="r")
+        if run.shape != self.shape:
+            raise DatasetError(f"{self.path}: shape {run.shape}, but it was {self.shape} when the "
+                               "dataset was sent to this process; the file changed in between")
+        return run
 
 
 class _RunReader:
@@ -232,13 +240,12 @@ class EEGData:
         state["_readers"] = {}  # open files do not travel to another process
         # A memory-mapped run travels as its file name and is mapped again on arrival,
         # so a worker process receives kilobytes, not a copy of the whole dataset.
-        state["runs"] = [_MappedRun(run.filename) if isinstance(run, np.memmap) and run.filename else run
+        state["runs"] = [_MappedRun(run.filename, run.shape) if _RunReader.supports(run) else run
                          for run in self.runs]
         return state
 
     def __setstate__(self, state: dict) -> None:
-        state["runs"] = [np.load(run.path, mmap_mode="r") if isinstance(run, _MappedRun) else run
-                         for run in state["runs"]]
+        state["runs"] = [run.load() if isinstance(run, _MappedRun) else run for run in state["runs"]]
         self.__dict__.update(state)
 
     @property

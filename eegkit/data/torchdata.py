@@ -1,6 +1,6 @@
 """PyTorch view of a split: per-channel normalisation and a ``Dataset`` of trials.
 
-Two normalisations (:data:`NORMALIZATIONS`):
+Three normalisations (:data:`NORMALIZATIONS`):
 
 * ``"training"``: :class:`ChannelNormalizer`, one mean and std per channel from the
   training trials, applied to every part;
@@ -218,7 +218,7 @@ class EEGTrialDataset(Dataset):
     data : EEGData
     rows : sequence of int
         Row positions of the split (e.g. ``split.train``).
-    normalizer : ChannelNormalizer or RecordingNormalizer, optional
+    normalizer : ChannelNormalizer, RecordingNormalizer or RecordingAligner, optional
         Fitted on the training split (:meth:`ChannelNormalizer.fit`), or on these
         rows (:meth:`RecordingNormalizer.fit`).
     """
@@ -279,7 +279,7 @@ class SplitDatasets:
 
     Attributes
     ----------
-    normalizer : ChannelNormalizer or RecordingNormalizer
+    normalizer : ChannelNormalizer, RecordingNormalizer or RecordingAligner
         The training part's: with ``"training"`` the one normaliser of every part;
         with ``"recording"`` each dataset has its own (``train.normalizer``, ...).
     train, val, test : EEGTrialDataset

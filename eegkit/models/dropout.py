@@ -57,9 +57,11 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     Kept elements are scaled by ``1 / (1 - effective_p(p))``, so the expected output
     is ``x``. Gradients flow through the kept elements only, as for ``F.dropout``.
     """
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0:
         return x
-    if x.device.type != "cpu" or p >= 1:
+    if x.device.type != "cpu" or effective_p(p) >= 1:
         return F.dropout(x, p, training)
     scale = 1.0 / (1.0 - effective_p(p))
     return x * keep_mask(x.shape, p, x.device).to(x.dtype).mul_(scale)
