@@ -67,7 +67,7 @@ def test_run_classification_starts_the_subject_layer_at_the_training_alignment(s
 def test_recording_aligner_whitens_each_recording_with_its_own_trials_in_its_part(small_data):
     """normalization="aligned": every recording of every part has (shrunk) identity mean
     covariance, computed from that recording's trials in that part only."""
-    from eegkit.data.alignment import RecordingAligner
+    from eegkit.data.torchdata import RecordingAligner
     from eegkit.data.torchdata import recording_index
 
     split = make_split(small_data.trials, "session")

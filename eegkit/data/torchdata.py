@@ -12,7 +12,7 @@ Three normalisations (:data:`NORMALIZATIONS`):
   robust-scale each recording, and braindecode's per-recording standardisation. It
   uses a test session's EEG (never its labels), as a decoder that is run on a
   whole recording can;
-* ``"aligned"``: :class:`eegkit.data.alignment.RecordingAligner`, each recording
+* ``"aligned"``: :class:`RecordingAligner`, each recording
   whitened with its own trials' mean spatial covariance (Euclidean alignment per
   recording; tried for the multi-head model, not kept).
 """
@@ -202,6 +202,87 @@ class RecordingNormalizer:
         return X
 
 
+def inverse_sqrt(covariance: np.ndarray, shrinkage: float = 0.1) -> np.ndarray:
+    """``C^{-1/2}`` of a covariance shrunk towards a multiple of the identity.
+
+    Parameters
+    ----------
+    covariance : ndarray, shape (n_chans, n_chans)
+    shrinkage : float, default=0.1
+        ``C <- (1 - s) C + s * mean(diag(C)) I``: keeps directions of near-zero
+        variance (e.g. a flat electrode) from being blown up.
+    """
+    n = covariance.shape[0]
+    shrunk = (1 - shrinkage) * covariance + shrinkage * np.trace(covariance) / n * np.eye(n)
+    values, vectors = np.linalg.eigh(shrunk)
+    return (vectors / np.sqrt(np.maximum(values, 1e-12))) @ vectors.T
+
+
+#: Shrinkage of each recording's covariance in :class:`RecordingAligner`: light, so
+#: that the alignment whitens, yet a flat or dead electrode stays finite.
+ALIGNMENT_SHRINKAGE = 0.05
+
+
+@dataclass(frozen=True)
+class RecordingAligner:
+    """Euclidean alignment of each recording with its own trials (label-free).
+
+    Each trial's channels are centred on their time mean, then multiplied by
+    ``R^{-1/2}``, ``R`` the mean spatial covariance of the centred trials of the
+    trial's recording (one subject's session) in the same part of the split, shrunk
+    towards the identity (:func:`inverse_sqrt`). After it every recording's trials
+    have (nearly) the identity as mean covariance: He and Wu's (2019) alignment for
+    transfer across subjects, computed per recording as
+    :class:`eegkit.data.RecordingNormalizer` z-scores per recording. Like it, it uses
+    a held-out recording's EEG, never its labels.
+
+    Attributes
+    ----------
+    recording : ndarray of int64, shape (n_rows,)
+        For every row of ``data.trials``, the slot of ``matrix`` that aligns it, or -1
+        for rows the aligner was not fitted on.
+    matrix : ndarray of float32, shape (n_fitted_recordings, n_chans, n_chans)
+        ``R^{-1/2}`` of each recording, in 1/µV.
+    """
+
+    recording: np.ndarray
+    matrix: np.ndarray
+
+    @classmethod
+    def fit(cls, data: EEGData, rows: Sequence[int], shrinkage: float = ALIGNMENT_SHRINKAGE,
+            chunk: int = 128) -> RecordingAligner:
+        """Each recording's ``R^{-1/2}`` from its trials among ``rows`` (one part of a split).
+
+        Parameters
+        ----------
+        data : EEGData
+        rows : sequence of int
+            Row positions of one part of a split: no part's trials enter another's matrices.
+        shrinkage : float, default=ALIGNMENT_SHRINKAGE
+            Of each covariance towards a multiple of the identity (:func:`inverse_sqrt`).
+        chunk : int, default=128
+            Trials read at a time.
+        """
+        recording, groups = recording_slots(data, rows)
+        matrix = np.empty((len(groups), data.n_chans, data.n_chans), dtype=np.float32)
+        for slot, mine in enumerate(groups):
+            covariance = np.zeros((data.n_chans, data.n_chans))
+            for start in range(0, len(mine), chunk):
+                X = data.get_trials(mine[start : start + chunk]).astype(np.float64)
+                X -= X.mean(axis=2, keepdims=True)
+                covariance += np.einsum("bct,bdt->cd", X, X)
+            covariance /= len(mine) * data.n_times
+            matrix[slot] = inverse_sqrt(covariance, shrinkage)
+        return cls(recording, matrix)
+
+    def normalize_batch(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Align a batch ``X`` (batch, n_chans, n_times) µV of the trials at ``rows``: float32, unitless."""
+        slot = fitted_slots(self.recording, rows, "aligner")
+        X = np.asarray(X, dtype=np.float32)
+        X = X - X.mean(axis=2, keepdims=True)
+        return np.ascontiguousarray(np.matmul(self.matrix[slot], X))
+
+
 class EEGTrialDataset(Dataset):
     """The trials of one split as a torch ``Dataset``.
 
@@ -303,7 +384,7 @@ class SplitDatasets:
         split : eegkit.data.splits.Split
         normalization : {"training", "recording", "aligned"}, default="training"
             One :class:`ChannelNormalizer` fitted on ``split.train``, or a
-            :class:`RecordingNormalizer` (or :class:`~eegkit.data.alignment.RecordingAligner`)
+            :class:`RecordingNormalizer` (or :class:`RecordingAligner`)
             fitted on each part.
         """
         if normalization not in NORMALIZATIONS:
@@ -315,9 +396,6 @@ class SplitDatasets:
         elif normalization == "recording":
             normalizers = {part: RecordingNormalizer.fit(data, rows) for part, rows in parts.items()}
         else:
-            # imported here: the alignment module builds on this one
-            from eegkit.data.alignment import RecordingAligner
-
             normalizers = {part: RecordingAligner.fit(data, rows) for part, rows in parts.items()}
         present = set(data.trials["subject"].iloc[split.train])
         return cls(
