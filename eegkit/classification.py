@@ -247,7 +247,7 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _train_in_processes(jobs: list[_MemberJob], n_workers: int, progress: bool) -> list:
+def _train_in_processes(jobs: list[_MemberJob], n_workers: int, progress: bool, label: str) -> list:
     """Run ``jobs`` in ``n_workers`` spawned processes; results in the order of ``jobs``.
 
     The first member to fail stops the others and raises; so does an interrupt
@@ -258,7 +258,6 @@ def _train_in_processes(jobs: list[_MemberJob], n_workers: int, progress: bool) 
     pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"))
     try:
         futures = [pool.submit(_run_member_in_worker, job, threads) for job in jobs]
-        label = jobs[0].name.split(" (seed")[0]
         for future in tqdm(as_completed(futures), total=len(futures), disable=not progress,
                            desc=f"{label}: members trained in {n_workers} processes"):
             future.result()  # raises at once if this member failed
@@ -378,7 +377,7 @@ def run_classification(
                                alignment, member_config, checkpoint, name))
     n_workers = member_workers(workers, n_seeds, config.device)
     if n_workers > 1:
-        trained = _train_in_processes(jobs, n_workers, progress)
+        trained = _train_in_processes(jobs, n_workers, progress, MODEL_LABELS.get(model_name, model_name))
     else:
         trained = [job.run(progress) for job in jobs]
     members = [result for result, _, _ in trained]

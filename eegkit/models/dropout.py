@@ -24,6 +24,11 @@ _LEVELS = 1 << 16
 _LANES = slice(0, 3) if sys.byteorder == "little" else slice(1, 4)
 
 
+def _check_p(p: float) -> None:
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
 def effective_p(p: float) -> float:
     """The drop probability actually used: ``p`` rounded to a multiple of 1/65536."""
     return round(p * _LEVELS) / _LEVELS
@@ -57,8 +62,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     Kept elements are scaled by ``1 / (1 - effective_p(p))``, so the expected output
     is ``x``. Gradients flow through the kept elements only, as for ``F.dropout``.
     """
-    if not 0 <= p <= 1:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    _check_p(p)
     if not training or p == 0:
         return x
     if x.device.type != "cpu" or effective_p(p) >= 1:
@@ -72,8 +76,7 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float = 0.5):
         super().__init__()
-        if not 0 <= p <= 1:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        _check_p(p)  # at construction, as torch's Dropout does
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
