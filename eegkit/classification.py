@@ -101,8 +101,7 @@ class ClassificationRun:
     n_parameters: int
     #: Every trained copy of an ensemble over seeds (``fit`` is the first); empty for one model.
     members: list[FitResult] = field(default_factory=list)
-    #: The validation trials' predictions, as ``predictions`` (None for the classical
-    #: references, whose history holds their validation accuracy).
+    #: The validation trials' predictions, as ``predictions`` (None if not kept).
     val_predictions: dict[str, np.ndarray] | None = None
     #: Processes the members trained in side by side (1: one after the other here).
     n_workers: int = 1
@@ -438,10 +437,14 @@ def _run_classical(data: EEGData, split: Split, model_name: str, seed: int, n_bo
         "val_loss": log_loss("val"), "val_acc": val_acc, "lr": float("nan"), "seconds": seconds,
         "train_trials_per_second": len(parts["train"]) / max(seconds, 1e-9),
     }])
-    # Log-probabilities over all categories; one never seen in training gets ~0 probability.
-    logits = np.full((len(parts["test"]), len(CATEGORIES)), np.log(1e-12), dtype=np.float32)
-    logits[:, estimator.classes_] = estimator.predict_log_proba(Z["test"])
-    out = {"logits": logits, "y": y["test"], "subject": subject["test"], "row": parts["test"]}
+    def predictions(part):
+        # Log-probabilities over all categories; one never seen in training gets ~0 probability.
+        logits = np.full((len(parts[part]), len(CATEGORIES)), np.log(1e-12), dtype=np.float32)
+        logits[:, estimator.classes_] = estimator.predict_log_proba(Z[part])
+        return {"logits": logits, "y": y[part], "subject": subject[part], "row": parts[part]}
+
+    out = predictions("test")
+    logits = out["logits"]
     y_hat = logits.argmax(axis=1)
     config = {"model": model_name, "C": C, "features": "50 ms bins, per-subject z-scored"}
     return ClassificationRun(
@@ -454,4 +457,5 @@ def _run_classical(data: EEGData, split: Split, model_name: str, seed: int, n_bo
         per_subject=per_subject_accuracy(out["y"], y_hat, out["subject"], data.subjects, n_boot=n_boot, seed=seed),
         confusion=confusion_matrix(out["y"], y_hat),
         n_parameters=n_parameters(estimator),
+        val_predictions=predictions("val"),
     )

@@ -62,7 +62,7 @@ loss_configs = [
     {"lambdas": {"debiased": 1.0}, "debias_strategy": "same_class"},
     {"lambdas": {"kd": 1.0, "debiased": 1.0, "ce": 0.5}, "kd_warmup_epochs": 2},
     {"lambdas": {"kd": 1.0, "debiased": 1.0, "ce": 0.5}, "kd_warmup_epochs": 2, "shared_projection": True,
-     "prior_weights": [0.0, 0.25, 0.5, 1.0, 2.0, 4.0]},
+     "prior_weights": [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]},
 ]
 strategy_loss = {"lambdas": {"kd": 1.0, "infonce": 1.0}}  # loss of the strategy rows
 strategies = ["frozen", "partial", "adapter", "lora"]
@@ -85,8 +85,9 @@ from eegkit.ceiling import bayes_ceiling
 from eegkit.classification import MULTIHEAD_STEPS, multihead_recipe, run_classification
 from eegkit.data.splits import make_split
 from eegkit.report import plots, save_figure, save_table
-from eegkit.retrieval import (RetrievalConfig, ablation_table, chance_row, chance_verdicts, example_queries,
-                              image_retrieval, load_clip, reference_labels, run_retrieval, scores_row)
+from eegkit.retrieval import (CategoryPrior, RetrievalConfig, ablation_table, chance_row, chance_verdicts,
+                              example_queries, image_retrieval, load_clip, reference_labels, run_retrieval,
+                              scores_row)
 from eegkit.retrieval.evaluate import CEILING_QUERIES, with_fraction_of_ceiling, within_category
 from eegkit.retrieval.references import classify_then_retrieve, linear_map_retrieval
 from eegkit.train import TrainConfig, resolve_device
@@ -133,6 +134,9 @@ print(f"Task 1 model: test accuracy {task1.scores.set_index('metric').loc['accur
 # probabilities, and each caption scores the probability of its category (the captions
 # of a category tie). *Linear map*: ridge regression from binned EEG to the caption's
 # CLIP text embedding, its strength chosen on validation. Every learned row must beat both.
+# The same classifier's probabilities are the *category prior* of the learned row that
+# has one: captions rank by `cos(EEG, caption) / T + w log p(category | EEG)`, `w` chosen
+# on the validation trials, so the embedding only has to order the captions of a category.
 
 # %%
 lda = run_classification(data, split, "lda", task1_config, n_boot=100, n_perm=10)
@@ -146,6 +150,8 @@ reference_rows = [
     {**scores_row(linear.test.scores, **reference_labels(f"linear map (ridge, alpha {linear.alpha:g})", "session")),
      **linear.test.text_row()},
 ]
+# The category prior of the learned rows (those with prior_weights) is the same classifier's.
+category_prior = CategoryPrior.from_classification(classifier)
 
 # %% [markdown]
 # ## Loss ablation (both encoders frozen: only the projection heads train)
@@ -159,7 +165,8 @@ bert_model = bertscore_model or None
 # The EEG is z-scored as the Task 1 model's was (its recipe's normalisation).
 normalization = recipe.get("normalization", "training")
 retrieval = functools.partial(run_retrieval, data, split, clip, checkpoint_dir=checkpoint_dir,
-                              encoder_state=encoder_state, category_state=category_state, n_boot=n_boot,
+                              encoder_state=encoder_state, category_state=category_state,
+                              category_prior=category_prior, n_boot=n_boot,
                               bertscore_model=bert_model, normalization=normalization)
 loss_runs = [retrieval(RetrievalConfig(**spec, train_eeg_encoder=False), frozen_eeg) for spec in loss_configs]
 

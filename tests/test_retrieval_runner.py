@@ -63,19 +63,56 @@ def test_returned_model_has_the_best_validation_epochs_weights(small_data, rando
     assert not same_weights(run.fit.model, scripted_validation[-1])
 
 
-def test_prior_weights_need_a_category_head():
-    with pytest.raises(ValueError, match="'ce' term"):
-        RetrievalConfig(lambdas={"infonce": 1.0}, prior_weights=(0.0, 1.0))
-    assert RetrievalConfig(lambdas={"infonce": 1.0, "ce": 1.0}, prior_weights=[0, 2]).prior_weights == (0.0, 2.0)
+def test_prior_weights_need_a_category_head_or_a_classifier(small_data, random_clip):
+    split = make_split(small_data.trials, "session")
+    config = RetrievalConfig(lambdas={"infonce": 1.0}, prior_weights=[0, 2], encoder_kwargs=ENCODER)
+    assert config.prior_weights == (0.0, 2.0)
+    with pytest.raises(ValueError, match="'ce' term .* or pass category_prior"):
+        run_retrieval(small_data, split, random_clip, config, TrainConfig(max_epochs=1, device="cpu"),
+                      n_boot=10, bertscore_model=False, progress=False)
+
+
+def test_category_prior_from_a_classifier_weighs_its_log_probabilities(small_data, random_clip):
+    """The prior of a trained classifier (here shrinkage LDA) replaces the category head in the ranking."""
+    from eegkit.classification import run_classification
+    from eegkit.data.torchdata import SplitDatasets
+    from eegkit.models import subject_lookup
+    from eegkit.retrieval.clip import caption_bank
+    from eegkit.retrieval.model import eeg_outputs
+    from eegkit.retrieval.runner import CategoryPrior
+
+    split = make_split(small_data.trials, "session")
+    lda = run_classification(small_data, split, "lda", TrainConfig(device="cpu"), n_boot=10, n_perm=2)
+    prior = CategoryPrior.from_classification(lda)
+    # every validation and test trial, once; each row a distribution over the categories
+    assert sorted(prior.log_proba.index) == sorted([*split.val, *split.test])
+    np.testing.assert_allclose(np.exp(prior.log_proba).sum(axis=1), 1.0, rtol=1e-5)
+    config = RetrievalConfig(lambdas={"infonce": 1.0}, prior_weights=(2.0,), encoder_kwargs=ENCODER,
+                             train_eeg_encoder=False)
+    run = run_retrieval(small_data, split, random_clip, config, TrainConfig(max_epochs=1, device="cpu"),
+                        category_prior=prior, n_boot=10, bertscore_model=False, progress=False)
+    sets = SplitDatasets.from_split(small_data, split)
+    out = eeg_outputs(run.fit.model, sets.test, subject_lookup(sets.train_subjects, small_data.subjects), device="cpu")
+    bank = caption_bank(small_data.trials.iloc[split.test])
+    text = run.fit.model.text.embed_all().detach().numpy()[bank["caption_id"].to_numpy()]
+    lda_log_proba = prior.log_proba.loc[split.test].to_numpy()[:, bank["category_id"]]
+    expected = out["eeg"] @ text.T + 2.0 * config.temperature * lda_log_proba
+    np.testing.assert_allclose(run.test.similarity, expected, rtol=1e-4, atol=1e-4)
+    assert run.prior_weight == 2.0 and f"category prior ({lda.label})" in run.summary_row()["loss"]
+    # a prior from other trials is refused, naming what is missing
+    partial = CategoryPrior(prior.log_proba.drop(index=split.test[:3]), "LDA")
+    with pytest.raises(ValueError, match="no prediction for 3 test trials"):
+        run_retrieval(small_data, split, random_clip, config, TrainConfig(max_epochs=1, device="cpu"),
+                      category_prior=partial, n_boot=10, bertscore_model=False, progress=False)
 
 
 def test_category_prior_is_chosen_on_validation_and_ranks_by_cosine_plus_log_probability(small_data, random_clip):
     import torch
 
+    from eegkit.data.torchdata import SplitDatasets
     from eegkit.models import MultiHeadEEGNet, subject_lookup
     from eegkit.retrieval.clip import caption_bank
     from eegkit.retrieval.model import eeg_outputs
-    from eegkit.data.torchdata import SplitDatasets
 
     split = make_split(small_data.trials, "session")
     sets = SplitDatasets.from_split(small_data, split)

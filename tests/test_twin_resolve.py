@@ -32,6 +32,20 @@ def test_resolve_data_root_rewrites_a_twin_of_an_older_generator(tmp_path):
     assert json.loads(manifest.read_text())["generator_version"] != -1
 
 
+def test_resolve_data_root_rewrites_a_twin_of_other_generator_settings(tmp_path):
+    """A cached twin written before a change of the generator's defaults is not reused."""
+    import json
+
+    root = resolve_data_root(twin_preset="tiny", seed=6, cache_dir=tmp_path)
+    manifest = root / "eegkit_twin.json"
+    content = json.loads(manifest.read_text())
+    content["preset_fields"]["snr"] += 0.1
+    manifest.write_text(json.dumps(content))
+    with pytest.warns(UserWarning, match=r"other generator settings \(snr\)"):
+        resolve_data_root(twin_preset="tiny", seed=6, cache_dir=tmp_path)
+    assert json.loads(manifest.read_text())["preset_fields"]["snr"] != content["preset_fields"]["snr"]
+
+
 def test_open_dataset_and_banner(small_root):
     from eegkit import data_banner, open_dataset
 

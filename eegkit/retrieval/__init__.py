@@ -25,9 +25,10 @@ from eegkit.retrieval.evaluate import (
     scores_row,
     text_scores_row,
 )
-from eegkit.retrieval.runner import RetrievalConfig, RetrievalRun, run_retrieval
+from eegkit.retrieval.runner import CategoryPrior, RetrievalConfig, RetrievalRun, run_retrieval
 
 __all__ = [
+    "CategoryPrior",
     "Clip",
     "ClipLoadError",
     "RankedCaptions",

@@ -15,8 +15,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
+from eegkit.classification import ClassificationRun
 from eegkit.data.loading import EEGData
 from eegkit.data.splits import Split
 from eegkit.data.torchdata import EEGTrialDataset, SplitDatasets
@@ -75,11 +77,12 @@ class RetrievalConfig:
         (:class:`eegkit.models.SubjectHeads` with ``shared=True``).
     prior_weights : tuple of float, default=(0.0,)
         Rank captions by ``cos(eeg, caption) / temperature + w * log p(category |
-        EEG)``, with ``p`` from the category head (needs a ``ce`` term) and ``w`` the
-        one of these with the best validation score (instance + class-aware
-        Recall@5). ``w = 0`` ranks by the embedding alone; a positive ``w`` factorises
-        the caption's probability into the category's probability, from the
-        classifier, times the caption's within the category, from the embedding.
+        EEG)``, with ``p`` from the category head (a ``ce`` term) or from a Task 1
+        classifier (``run_retrieval(category_prior=...)``), and ``w`` the one of these
+        with the best validation score (instance + class-aware Recall@5). ``w = 0``
+        ranks by the embedding alone; a positive ``w`` factorises the caption's
+        probability into the category's probability, from the classifier, times the
+        caption's within the category, from the embedding.
     """
 
     lambdas: dict = field(default_factory=lambda: {"infonce": 1.0, "kd": 1.0})
@@ -109,8 +112,6 @@ class RetrievalConfig:
             raise ValueError(f"unknown strategy {self.strategy!r}; choose from {tuple(STRATEGIES)}")
         self.projection_hidden = tuple(self.projection_hidden)
         self.prior_weights = tuple(float(w) for w in self.prior_weights) or (0.0,)
-        if any(self.prior_weights) and not self.lambdas.get("ce"):
-            raise ValueError("prior_weights need a category head: add a 'ce' term to lambdas")
         self.make_loss()  # checks the loss terms and settings where they are defined
 
     def make_loss(self) -> CombinedLoss:
@@ -131,6 +132,43 @@ class RetrievalConfig:
     def label(self) -> str:
         eeg = "EEG trained" if self.train_eeg_encoder else "EEG frozen"
         return f"{self.loss_label} | text {STRATEGIES[self.strategy]}, {eeg}"
+
+
+@dataclass(frozen=True)
+class CategoryPrior:
+    """A trained classifier's category log-probabilities for the trials a ranking scores.
+
+    Attributes
+    ----------
+    log_proba : DataFrame, shape (n_trials, n_categories)
+        Log-probability of each category (columns ``0 .. n_categories - 1``), one row
+        per trial, indexed by the trial's row in ``EEGData.trials``.
+    source : str
+        The classifier's name, for the table.
+    """
+
+    log_proba: pd.DataFrame
+    source: str
+
+    @classmethod
+    def from_classification(cls, run: ClassificationRun) -> CategoryPrior:
+        """The validation and test predictions of a Task 1 run (an ensemble's averaged ones)."""
+        if run.val_predictions is None:
+            raise ValueError(f"{run.label} kept no validation predictions: its prior cannot be weighed "
+                             "on the validation trials")
+        parts = [run.val_predictions, run.predictions]
+        log_proba = torch.log_softmax(torch.from_numpy(np.concatenate([p["logits"] for p in parts])), dim=1)
+        rows = np.concatenate([p["row"] for p in parts])
+        return cls(pd.DataFrame(log_proba.numpy(), index=pd.Index(rows, name="row")), run.label)
+
+    def rows(self, rows: np.ndarray, part: str) -> np.ndarray:
+        """Log-probabilities of ``rows`` (trial rows), shape (n_rows, n_categories)."""
+        missing = pd.Index(rows).difference(self.log_proba.index)
+        if len(missing):
+            raise ValueError(f"the category prior of {self.source} has no prediction for {len(missing)} "
+                             f"{part} trials (rows {list(missing[:5])}...): make it from a run on the same "
+                             "data and split")
+        return self.log_proba.loc[rows].to_numpy(dtype=np.float32)
 
 
 @dataclass
@@ -154,6 +192,9 @@ class RetrievalRun:
     validation: dict = field(default_factory=dict)
     #: The category-prior weight chosen on validation (0: the embedding alone).
     prior_weight: float = 0.0
+    #: Where the prior's category probabilities come from: the classifier's name, or
+    #: "" for the configuration's own category head.
+    prior_source: str = ""
 
     @property
     def selection_score(self) -> float:
@@ -170,7 +211,10 @@ class RetrievalRun:
 
     def summary_row(self) -> dict:
         """One row of the ablation table: every score with its CI, and the costs."""
-        row = scores_row(self.test.scores, queries="EEG", loss=self.config.loss_label,
+        loss = self.config.loss_label
+        if self.prior_source:
+            loss = loss.replace("category prior", f"category prior ({self.prior_source})")
+        row = scores_row(self.test.scores, queries="EEG", loss=loss,
                          **{"text encoder": STRATEGIES[self.config.strategy],
                             "EEG encoder": self.eeg_encoder_label}, protocol=self.protocol)
         row.update(self.test.text_row())
@@ -197,16 +241,20 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 def _rank(model: EEGCaptionModel, dataset: EEGTrialDataset, lookup: torch.Tensor, all_text: np.ndarray,
           device: str, prior_weights=(0.0,), temperature: float = 1.0,
+          category_prior: CategoryPrior | None = None, part: str = "test",
           **score_kwargs) -> dict[float, RankedCaptions]:
     """Rank the bank of ``dataset``'s trials (their unique captions) for each of its trials.
 
     One ranking per weight ``w`` of ``prior_weights``: cosine similarity plus
     ``w * temperature * log p(caption's category)`` (the same order as
-    ``cos / temperature + w * log p``).
+    ``cos / temperature + w * log p``), ``p`` from ``category_prior`` if given, else
+    from the model's category head.
     """
     rows = dataset.data.trials.iloc[dataset.rows]
     bank = caption_bank(rows)
     out = eeg_outputs(model, dataset, lookup, device=device)
+    if category_prior is not None:
+        out["log_proba"] = category_prior.rows(np.asarray(dataset.rows), part)
     rankings = {}
     for weight in prior_weights:
         extra = None
@@ -226,6 +274,7 @@ def run_retrieval(
     checkpoint_dir: str | os.PathLike | None = None,
     encoder_state: dict | None = None,
     category_state: dict | None = None,
+    category_prior: CategoryPrior | None = None,
     normalization: str = "training",
     n_boot: int = 1000,
     bertscore_model: str | None | bool = None,
@@ -256,6 +305,11 @@ def run_retrieval(
         Weights of a Task 1 model's subject heads (``model.heads.state_dict()``) that
         initialise the category head (configurations with a ``ce`` term), so the
         category prior starts from the Task 1 classifier.
+    category_prior : CategoryPrior, optional
+        Category probabilities of the validation and test trials from a trained
+        classifier (``CategoryPrior.from_classification(run)``, e.g. the whole Task 1
+        ensemble); with it ``config.prior_weights`` weigh these instead of the
+        configuration's category head. Ranking only: training is the same.
     normalization : {"training", "recording", "aligned"}, default="training"
         How the EEG is z-scored (:class:`eegkit.data.SplitDatasets`); with a Task 1
         encoder, the one it was trained with.
@@ -269,6 +323,9 @@ def run_retrieval(
     -------
     run : RetrievalRun
     """
+    if any(config.prior_weights) and not config.lambdas.get("ce") and category_prior is None:
+        raise ValueError("prior_weights need category probabilities: add a 'ce' term to lambdas (a category "
+                         "head) or pass category_prior (a trained classifier's)")
     seed_everything(train_config.seed)
     device = resolve_device(train_config.device)
     if device.type == "cuda":
@@ -327,15 +384,18 @@ def run_retrieval(
 
     result.model.encoded_input = False  # evaluation runs the whole model on raw trials
     all_text = result.model.text.embed_all().cpu().numpy()
-    weights = dict(prior_weights=config.prior_weights, temperature=config.temperature)
-    val_rankings = _rank(result.model, sets.val, lookup, all_text, train_config.device, n_boot=None, **weights)
+    weights = dict(prior_weights=config.prior_weights, temperature=config.temperature,
+                   category_prior=category_prior)
+    val_rankings = _rank(result.model, sets.val, lookup, all_text, train_config.device, n_boot=None,
+                         part="validation", **weights)
     validation = {w: {c: float(r.per_query[c].mean()) for c in VALIDATION_COLUMNS} for w, r in val_rankings.items()}
     weight = max(validation, key=lambda w: selection_score(validation[w]))
     test = _rank(result.model, sets.test, lookup, all_text, train_config.device, n_boot=n_boot,
                  seed=train_config.seed, bertscore_model=bertscore_model,
-                 prior_weights=(weight,), temperature=config.temperature)[weight]
+                 prior_weights=(weight,), temperature=config.temperature, category_prior=category_prior)[weight]
     test.per_query["subject"] = test.queries["subject"].to_numpy()
     return RetrievalRun(config=config, protocol=split.protocol, fit=result, test=test,
                         n_trainable=result.model.n_trainable(), peak_memory_mb=_peak_memory_mb(device),
                         encoder_init="Task 1" if encoder_state is not None or config.encoder_init else "random",
-                        validation=validation[weight], prior_weight=weight)
+                        validation=validation[weight], prior_weight=weight,
+                        prior_source=category_prior.source if category_prior is not None and weight else "")

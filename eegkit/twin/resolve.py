@@ -6,6 +6,7 @@ stage because it may write the twin; :mod:`eegkit.data` itself never does.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from eegkit._io import default_cache_dir
 from eegkit.data.loading import TWIN_MANIFEST, EEGData, load_dataset
-from eegkit.twin.generator import GENERATOR_VERSION, make_twin
+from eegkit.twin.generator import GENERATOR_VERSION, get_preset, make_twin
 
 
 def resolve_data_root(
@@ -47,12 +48,17 @@ def resolve_data_root(
     root = Path(cache_dir or default_cache_dir()) / f"twin-{twin_preset}-seed{seed}"
     manifest = root / TWIN_MANIFEST
     if manifest.is_file():
-        version = json.loads(manifest.read_text()).get("generator_version")
-        if version == GENERATOR_VERSION:
+        written = json.loads(manifest.read_text())
+        version = written.get("generator_version")
+        # Settings compared as the manifest stores them (JSON: tuples are lists).
+        settings = json.loads(json.dumps(dataclasses.asdict(get_preset(twin_preset))))
+        changed = sorted(k for k in settings if written.get("preset_fields", {}).get(k) != settings[k])
+        if version == GENERATOR_VERSION and not changed:
             return root
         warnings.warn(
-            f"{root} was written by twin generator version {version}, not "
-            f"{GENERATOR_VERSION}; writing it again",
+            f"{root} was written by twin generator version {version}, not {GENERATOR_VERSION}; writing it again"
+            if version != GENERATOR_VERSION else
+            f"{root} was written with other generator settings ({', '.join(changed)}); writing it again",
             stacklevel=2,
         )
     elif root.exists():
