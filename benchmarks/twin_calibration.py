@@ -20,7 +20,10 @@ lower still cross-subject (handout 4.4). This script measures the same on a twin
   protocols, as :func:`eegkit.ceiling.with_ceiling` does).
 
 Each row gives the test accuracy and, per subject, the mean, lowest and highest
-accuracy (within-session and session split: every subject is tested).
+accuracy (within-session and session split: every subject is tested). A single
+training run of the FC swings by several points with its initial weights, more than
+the twin's difficulty does between seeds; ``--fc-runs N`` trains it N times and
+reports the mean, with the lowest and highest run.
 
     python benchmarks/twin_calibration.py --preset full --seed 0 1
     python benchmarks/twin_calibration.py --preset default --in-memory --no-fc
@@ -169,17 +172,21 @@ def _fc(features, trials, split, seed, max_epochs) -> np.ndarray:
 
 
 def _row(name, protocol, seed, trials, split, y_hat, seconds) -> dict:
+    """Accuracy of ``y_hat`` (n_test,), or of each run of ``y_hat`` (n_runs, n_test)
+    averaged over the runs, overall and per subject."""
     test = trials.iloc[split.test]
-    hit = y_hat == test["category_id"].to_numpy()
-    per_subject = pd.Series(hit).groupby(test["subject"].to_numpy()).mean()
+    hits = np.atleast_2d(y_hat) == test["category_id"].to_numpy()  # (n_runs, n_test)
+    per_subject = pd.Series(hits.mean(axis=0)).groupby(test["subject"].to_numpy()).mean()
+    run_accuracy = hits.mean(axis=1)
     return {"seed": seed, "protocol": protocol, "model": name,
-            "accuracy": hit.mean(), "subject_mean": per_subject.mean(),
+            "accuracy": run_accuracy.mean(), "subject_mean": per_subject.mean(),
             "subject_min": per_subject.min(), "subject_max": per_subject.max(),
-            "n_test": len(hit), "seconds": seconds}
+            "run_min": run_accuracy.min(), "run_max": run_accuracy.max(), "n_runs": len(hits),
+            "n_test": hits.shape[1], "seconds": seconds}
 
 
 def calibrate(preset: str, seed: int, in_memory: bool, fc: bool, ceiling: bool,
-              max_epochs: int, n_noise_trials: int, overrides: dict) -> pd.DataFrame:
+              max_epochs: int, n_noise_trials: int, overrides: dict, fc_runs: int = 1) -> pd.DataFrame:
     import eegkit
     from eegkit.ceiling import IDEAL_OBSERVER, _IdealObserver, _observe, _subject_session
     from eegkit.twin.generator import TwinModel, get_preset, load_twin_model
@@ -209,8 +216,9 @@ def calibrate(preset: str, seed: int, in_memory: bool, fc: bool, ceiling: bool,
         print(rows[-1], flush=True)
         if fc:
             t0 = time.perf_counter()
-            y_hat = _fc(features, trials, split, seed, max_epochs)
-            rows.append(_row("Wang et al. FC", protocol, seed, trials, split, y_hat,
+            # Run k trains with seed + 1000 k: run 0 is the single run of --fc-runs 1.
+            y_hat = [_fc(features, trials, split, seed + 1000 * k, max_epochs) for k in range(fc_runs)]
+            rows.append(_row("Wang et al. FC", protocol, seed, trials, split, np.stack(y_hat),
                              time.perf_counter() - t0))
             print(rows[-1], flush=True)
         if ceiling and data is None:
@@ -241,6 +249,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--no-fc", action="store_true", help="skip the FC network")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the ideal observer")
     parser.add_argument("--max-epochs", type=int, default=8)
+    parser.add_argument("--fc-runs", type=int, default=1,
+                        help="train the FC this many times (training seeds seed, seed + 1000, ...) "
+                             "and report the mean accuracy, with the lowest and highest run")
     parser.add_argument("--n-noise-trials", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
@@ -254,15 +265,17 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     start = time.perf_counter()
     tables = [calibrate(args.preset, seed, args.in_memory, not args.no_fc,
                         not args.no_ceiling, args.max_epochs,
-                        args.n_noise_trials, overrides)
+                        args.n_noise_trials, overrides, args.fc_runs)
               for seed in args.seed]
     table = pd.concat(tables, ignore_index=True)
     order = {p: i for i, p in enumerate(PROTOCOLS)}
     table = table.sort_values(["seed", "model", "protocol"],
                               key=lambda c: c.map(order) if c.name == "protocol" else c)
     shown = table.copy()
-    for column in ("accuracy", "subject_mean", "subject_min", "subject_max"):
+    for column in ("accuracy", "subject_mean", "subject_min", "subject_max", "run_min", "run_max"):
         shown[column] = (100 * shown[column]).map("{:.1f} %".format)
+    if (shown["n_runs"] == 1).all():  # one run each: the run range says nothing
+        shown = shown.drop(columns=["run_min", "run_max", "n_runs"])
     shown["seconds"] = shown["seconds"].map("{:.0f}".format)
     print(f"\nTwin calibration, preset {args.preset} (chance 5.0 %), "
           f"{time.perf_counter() - start:.0f} s in all\n")
