@@ -23,7 +23,7 @@ Each row gives the test accuracy and, per subject, the mean, lowest and highest
 accuracy (within-session and session split: every subject is tested). A single
 training run of the FC swings by several points with its initial weights, more than
 the twin's difficulty does between seeds; ``--fc-runs N`` trains it N times and
-reports the mean, with the lowest and highest run.
+reports the mean, with the lowest and highest run (``seconds`` is then all runs' time).
 
     python benchmarks/twin_calibration.py --preset full --seed 0 1
     python benchmarks/twin_calibration.py --preset default --in-memory --no-fc
@@ -257,6 +257,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="with --in-memory: generator settings to try (e.g. snr=0.1)")
     args = parser.parse_args(argv)
+    if args.fc_runs < 1:
+        parser.error(f"--fc-runs {args.fc_runs}: train the FC at least once (or skip it with --no-fc)")
     torch.set_num_threads(args.threads)
     overrides = {k: (int(v) if v.isdigit() else float(v))
                  for k, v in (item.split("=") for item in args.set)}

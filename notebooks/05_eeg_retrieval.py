@@ -272,7 +272,9 @@ save_figure(fig, "05_eeg_queries", figures_dir, synthetic=synthetic)
 # The best configuration again, trained on all subjects but one and tested on the
 # held-out subject (its projection head is the mean of the others'). The Task 1
 # encoder saw the held-out subject's sessions, so it is not reused here: the encoder
-# starts from random weights and trains.
+# starts from random weights and trains. For the same reason the Task 1 classifier's
+# category prior is not used: a configuration with a category prior ranks with its own
+# category head, trained in this run.
 
 # %%
 cross_config = dataclasses.replace(best.config, train_eeg_encoder=True)

@@ -81,12 +81,35 @@ def test_category_prior_from_a_classifier_weighs_its_log_probabilities(small_dat
     from eegkit.retrieval.model import eeg_outputs
     from eegkit.retrieval.runner import CategoryPrior
 
+    import torch
+
     split = make_split(small_data.trials, "session")
     lda = run_classification(small_data, split, "lda", TrainConfig(device="cpu"), n_boot=10, n_perm=2)
+    # the classical run keeps its validation predictions, which agree with its history
+    np.testing.assert_array_equal(lda.val_predictions["row"], split.val)
+    assert lda.validation_accuracy == pytest.approx(lda.fit.history["val_acc"].iloc[0])
     prior = CategoryPrior.from_classification(lda)
-    # every validation and test trial, once; each row a distribution over the categories
-    assert sorted(prior.log_proba.index) == sorted([*split.val, *split.test])
-    np.testing.assert_allclose(np.exp(prior.log_proba).sum(axis=1), 1.0, rtol=1e-5)
+    # every validation and test trial, once, each with its own prediction
+    assert sorted(prior.log_proba.index) == sorted([*split.val, *split.test]) and prior.protocol == "session"
+    for out in (lda.val_predictions, lda.predictions):
+        np.testing.assert_allclose(prior.log_proba.loc[out["row"]].to_numpy(),
+                                   torch.log_softmax(torch.from_numpy(out["logits"]), dim=1).numpy(), atol=1e-6)
+    config = RetrievalConfig(lambdas={"infonce": 1.0}, prior_weights=(0.0, 2.0), encoder_kwargs=ENCODER,
+                             train_eeg_encoder=False)
+    run = run_retrieval(small_data, split, random_clip, config, TrainConfig(max_epochs=1, device="cpu"),
+                        category_prior=prior, n_boot=10, bertscore_model=False, progress=False)
+    assert f"category prior ({lda.label})" in run.summary_row()["loss"]
+    # the weight is the one with the best validation score, the prior's log-probabilities included
+    from eegkit.retrieval.runner import _rank
+
+    lookup = subject_lookup(SplitDatasets.from_split(small_data, split).train_subjects, small_data.subjects)
+    val = _rank(run.fit.model, SplitDatasets.from_split(small_data, split).val, lookup,
+                run.fit.model.text.embed_all().detach().numpy(), "cpu", n_boot=None,
+                prior_weights=config.prior_weights, temperature=config.temperature, category_prior=prior,
+                part="validation")
+    selection = {w: r.per_query["recall@5"].mean() + r.per_query["class_recall@5"].mean() for w, r in val.items()}
+    assert selection[run.prior_weight] == max(selection.values())
+    # the test ranking: cosine + w * temperature * the classifier's log p(category)
     config = RetrievalConfig(lambdas={"infonce": 1.0}, prior_weights=(2.0,), encoder_kwargs=ENCODER,
                              train_eeg_encoder=False)
     run = run_retrieval(small_data, split, random_clip, config, TrainConfig(max_epochs=1, device="cpu"),
@@ -98,12 +121,15 @@ def test_category_prior_from_a_classifier_weighs_its_log_probabilities(small_dat
     lda_log_proba = prior.log_proba.loc[split.test].to_numpy()[:, bank["category_id"]]
     expected = out["eeg"] @ text.T + 2.0 * config.temperature * lda_log_proba
     np.testing.assert_allclose(run.test.similarity, expected, rtol=1e-4, atol=1e-4)
-    assert run.prior_weight == 2.0 and f"category prior ({lda.label})" in run.summary_row()["loss"]
-    # a prior from other trials is refused, naming what is missing
-    partial = CategoryPrior(prior.log_proba.drop(index=split.test[:3]), "LDA")
+    # a prior from other trials or another split is refused before training, naming what is wrong
+    partial = CategoryPrior(prior.log_proba.drop(index=split.test[:3]), "LDA", "session")
     with pytest.raises(ValueError, match="no prediction for 3 test trials"):
         run_retrieval(small_data, split, random_clip, config, TrainConfig(max_epochs=1, device="cpu"),
                       category_prior=partial, n_boot=10, bertscore_model=False, progress=False)
+    other = CategoryPrior(prior.log_proba, "LDA", "cross_subject")
+    with pytest.raises(ValueError, match="cross_subject split, not the session split"):
+        run_retrieval(small_data, split, random_clip, config, TrainConfig(max_epochs=1, device="cpu"),
+                      category_prior=other, n_boot=10, bertscore_model=False, progress=False)
 
 
 def test_category_prior_is_chosen_on_validation_and_ranks_by_cosine_plus_log_probability(small_data, random_clip):

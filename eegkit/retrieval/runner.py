@@ -142,27 +142,63 @@ class CategoryPrior:
     ----------
     log_proba : DataFrame, shape (n_trials, n_categories)
         Log-probability of each category (columns ``0 .. n_categories - 1``), one row
-        per trial, indexed by the trial's row in ``EEGData.trials``.
+        per trial, indexed by the trial's position (``iloc``) in ``EEGData.trials``.
     source : str
         The classifier's name, for the table.
+    protocol : str
+        The split the classifier was trained on (:attr:`eegkit.data.splits.Split.protocol`).
     """
 
     log_proba: pd.DataFrame
     source: str
+    protocol: str
 
     @classmethod
     def from_classification(cls, run: ClassificationRun) -> CategoryPrior:
-        """The validation and test predictions of a Task 1 run (an ensemble's averaged ones)."""
+        """The prior of a Task 1 run: its validation and test predictions.
+
+        Parameters
+        ----------
+        run : ClassificationRun
+            A trained classifier (an ensemble gives its averaged prediction) that kept
+            its validation predictions.
+
+        Returns
+        -------
+        prior : CategoryPrior
+            ``log_softmax`` of the run's logits, one row per validation and test trial.
+        """
         if run.val_predictions is None:
             raise ValueError(f"{run.label} kept no validation predictions: its prior cannot be weighed "
                              "on the validation trials")
         parts = [run.val_predictions, run.predictions]
         log_proba = torch.log_softmax(torch.from_numpy(np.concatenate([p["logits"] for p in parts])), dim=1)
         rows = np.concatenate([p["row"] for p in parts])
-        return cls(pd.DataFrame(log_proba.numpy(), index=pd.Index(rows, name="row")), run.label)
+        return cls(pd.DataFrame(log_proba.numpy(), index=pd.Index(rows, name="row")), run.label, run.protocol)
 
-    def rows(self, rows: np.ndarray, part: str) -> np.ndarray:
-        """Log-probabilities of ``rows`` (trial rows), shape (n_rows, n_categories)."""
+    def check(self, split: Split) -> None:
+        """Refuse a prior of another split, or one that misses a validation or test trial of ``split``."""
+        if self.protocol != split.protocol:
+            raise ValueError(f"the category prior of {self.source} comes from the {self.protocol} split, not "
+                             f"the {split.protocol} split: its classifier may have trained on these test trials")
+        self.rows(split.val, "validation")
+        self.rows(split.test, "test")
+
+    def rows(self, rows, part: str) -> np.ndarray:
+        """The log-probabilities of some trials.
+
+        Parameters
+        ----------
+        rows : array-like of int, shape (n_rows,)
+            Positions of the trials in ``EEGData.trials``.
+        part : str
+            Which trials these are ("validation", "test"), for the error message.
+
+        Returns
+        -------
+        log_proba : ndarray, shape (n_rows, n_categories), float32
+        """
+        rows = np.asarray(rows)
         missing = pd.Index(rows).difference(self.log_proba.index)
         if len(missing):
             raise ValueError(f"the category prior of {self.source} has no prediction for {len(missing)} "
@@ -193,7 +229,8 @@ class RetrievalRun:
     #: The category-prior weight chosen on validation (0: the embedding alone).
     prior_weight: float = 0.0
     #: Where the prior's category probabilities come from: the classifier's name, or
-    #: "" for the configuration's own category head.
+    #: "" for the configuration's own category head (``prior_weight`` says whether
+    #: validation chose to use it).
     prior_source: str = ""
 
     @property
@@ -326,6 +363,8 @@ def run_retrieval(
     if any(config.prior_weights) and not config.lambdas.get("ce") and category_prior is None:
         raise ValueError("prior_weights need category probabilities: add a 'ce' term to lambdas (a category "
                          "head) or pass category_prior (a trained classifier's)")
+    if category_prior is not None:
+        category_prior.check(split)  # before training, not after
     seed_everything(train_config.seed)
     device = resolve_device(train_config.device)
     if device.type == "cuda":
@@ -398,4 +437,4 @@ def run_retrieval(
                         n_trainable=result.model.n_trainable(), peak_memory_mb=_peak_memory_mb(device),
                         encoder_init="Task 1" if encoder_state is not None or config.encoder_init else "random",
                         validation=validation[weight], prior_weight=weight,
-                        prior_source=category_prior.source if category_prior is not None and weight else "")
+                        prior_source=category_prior.source if category_prior is not None else "")

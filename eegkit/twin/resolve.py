@@ -52,7 +52,8 @@ def resolve_data_root(
         version = written.get("generator_version")
         # Settings compared as the manifest stores them (JSON: tuples are lists).
         settings = json.loads(json.dumps(dataclasses.asdict(get_preset(twin_preset))))
-        changed = sorted(k for k in settings if written.get("preset_fields", {}).get(k) != settings[k])
+        fields = written.get("preset_fields", {})
+        changed = sorted(k for k in settings.keys() | fields.keys() if fields.get(k) != settings.get(k))
         if version == GENERATOR_VERSION and not changed:
             return root
         warnings.warn(
