@@ -84,9 +84,9 @@ class TwinPreset:
     snr : float, default=0.35
         Amplitude of the evoked responses relative to the background noise's RMS,
         for a subject of median noise level. Set for Wang et al.'s about 10 %
-        within-session (handout 4.4); measured on ``full``, the FC scores 8.0 %
-        (seed 0) and 6.4 % (seed 1), the shrinkage LDA 16.7 % and 12.1 % (README,
-        "Twin calibration").
+        within-session (handout 4.4); measured on ``full``, the FC scores 8.1 %
+        (seed 0) and 5.5 % (seed 1), mean of three training runs, the shrinkage LDA
+        16.7 % and 12.1 % (README, "How the twin compares with the published data").
     subject_own_topography : float, default=0.9
         Share of each subject's scalp patterns that is the subject's own (the rest
         is the template head): heads, skulls, folding and caps differ between
