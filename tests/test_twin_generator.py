@@ -125,3 +125,22 @@ def test_noise_has_alpha_peak_and_is_not_white():
     alpha = power[(freqs >= 8) & (freqs <= 12)].mean()
     assert alpha > 1.5 * power[(freqs >= 16) & (freqs <= 24)].mean()
     assert power[(freqs >= 2) & (freqs <= 6)].mean() > power[(freqs >= 60) & (freqs <= 90)].mean()
+
+
+def test_quantile_noise_levels_give_every_cohort_the_same_spread():
+    """subject_noise_quantiles: the same set of noise levels for every seed, each subject's
+    drawn at random; off, the independent draws of older twins are unchanged."""
+    from statistics import NormalDist
+
+    from eegkit.twin.generator import get_preset
+
+    preset = get_preset("default", subject_noise_quantiles=True)
+    n_sub = len(preset.subjects)
+    expected = np.exp(preset.subject_noise_sd * np.array(
+        [NormalDist().inv_cdf((i + 0.5) / n_sub) for i in range(n_sub)]))
+    levels = [TwinModel.from_preset(preset, seed).noise_level for seed in (0, 1)]
+    for level in levels:
+        np.testing.assert_allclose(np.sort(level), expected / np.median(expected), rtol=1e-12)
+    assert not np.array_equal(levels[0], levels[1])  # the same levels, to other subjects
+    independent = [TwinModel.from_preset("default", seed).noise_level for seed in (0, 1)]
+    assert not np.allclose(np.sort(independent[0]), np.sort(independent[1]))

@@ -52,3 +52,25 @@ def test_open_dataset_and_banner(small_root):
     data = open_dataset(str(small_root), subjects="complete")
     assert len(data) == 200
     assert "synthetic twin" in data_banner(data) and "not from people" in data_banner(data)
+
+
+def test_resolve_data_root_reuses_a_twin_written_before_a_field_was_added_at_its_default(tmp_path):
+    """A manifest without a later field was drawn as that field's default draws: reuse it."""
+    import json
+    import warnings
+
+    root = resolve_data_root(twin_preset="tiny", seed=7, cache_dir=tmp_path)
+    manifest = root / "eegkit_twin.json"
+    content = json.loads(manifest.read_text())
+    del content["preset_fields"]["subject_noise_quantiles"]
+    manifest.write_text(json.dumps(content))
+    mtime = (root / "captions.txt").stat().st_mtime
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_data_root(twin_preset="tiny", seed=7, cache_dir=tmp_path) == root
+    assert (root / "captions.txt").stat().st_mtime == mtime
+    # the field at another value than its default is another twin
+    content["preset_fields"]["subject_noise_quantiles"] = True
+    manifest.write_text(json.dumps(content))
+    with pytest.warns(UserWarning, match=r"other generator settings \(subject_noise_quantiles\)"):
+        resolve_data_root(twin_preset="tiny", seed=7, cache_dir=tmp_path)

@@ -36,6 +36,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -103,6 +104,13 @@ class TwinPreset:
     subject_noise_sd : float, default=0.35
         SD of the log of each subject's noise level (signal-to-noise spread): some
         subjects record clean, some near chance, as in Wang et al.
+    subject_noise_quantiles : bool, default=False
+        Give the subjects evenly spaced quantiles of that log-normal (in a random
+        order) instead of independent draws: every cohort then has the same spread,
+        where independent draws can give one seed two outlying subjects (seed 1 of
+        ``full``: 2.2 and 2.8 times the median) and make it a harder twin than
+        another seed. Off by default while it is measured (README, "How the twin
+        compares with the published data").
     session_own_template : float, default=0.4
         Share of the category templates' variance that is the session's own: the
         responses change from day to day (state, attention, familiarity with the
@@ -152,6 +160,7 @@ class TwinPreset:
     subject_amplitude_sd: float = 0.3
     subject_own_template: float = 0.5
     subject_noise_sd: float = 0.35
+    subject_noise_quantiles: bool = False
     session_own_template: float = 0.4
     session_cap_leak: float = 0.45
     session_cap_shift_m: float = 0.01
@@ -424,7 +433,11 @@ class TwinModel:
             blend = (np.sqrt(1 - t_share) * _unit_columns(patterns)
                      + np.sqrt(t_share) * _unit_columns(mine))
             mixing[s] = rng.uniform(0.7, 1.3) * blend / np.abs(blend).max(axis=0)
-        noise_level = np.exp(rng.normal(0, preset.subject_noise_sd, n_sub))
+        if preset.subject_noise_quantiles:
+            quantiles = [NormalDist().inv_cdf((i + 0.5) / n_sub) for i in range(n_sub)]
+            noise_level = np.exp(preset.subject_noise_sd * rng.permutation(quantiles))
+        else:
+            noise_level = np.exp(rng.normal(0, preset.subject_noise_sd, n_sub))
         noise_level /= np.median(noise_level)
 
         cap = np.empty((n_sub, n_ses, n_chans, n_chans))

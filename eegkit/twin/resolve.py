@@ -15,7 +15,7 @@ from pathlib import Path
 
 from eegkit._io import default_cache_dir
 from eegkit.data.loading import TWIN_MANIFEST, EEGData, load_dataset
-from eegkit.twin.generator import GENERATOR_VERSION, get_preset, make_twin
+from eegkit.twin.generator import GENERATOR_VERSION, TwinPreset, get_preset, make_twin
 
 
 def resolve_data_root(
@@ -50,9 +50,12 @@ def resolve_data_root(
     if manifest.is_file():
         written = json.loads(manifest.read_text())
         version = written.get("generator_version")
-        # Settings compared as the manifest stores them (JSON: tuples are lists).
+        # Settings compared as the manifest stores them (JSON: tuples are lists). A field
+        # added since an older manifest counts at its default, which draws the older twin.
         settings = json.loads(json.dumps(dataclasses.asdict(get_preset(twin_preset))))
-        fields = written.get("preset_fields", {})
+        defaults = {f.name: f.default for f in dataclasses.fields(TwinPreset)
+                    if f.default is not dataclasses.MISSING}
+        fields = {**json.loads(json.dumps(defaults)), **written.get("preset_fields", {})}
         changed = sorted(k for k in settings.keys() | fields.keys() if fields.get(k) != settings.get(k))
         if version == GENERATOR_VERSION and not changed:
             return root
