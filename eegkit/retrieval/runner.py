@@ -365,6 +365,8 @@ def run_retrieval(
                          "head) or pass category_prior (a trained classifier's)")
     if category_prior is not None:
         category_prior.check(split)  # before training, not after
+        if not any(config.prior_weights):
+            category_prior = None  # no ranking of this configuration weighs it
     seed_everything(train_config.seed)
     device = resolve_device(train_config.device)
     if device.type == "cuda":
