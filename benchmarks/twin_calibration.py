@@ -186,7 +186,8 @@ def _row(name, protocol, seed, trials, split, y_hat, seconds) -> dict:
 
 
 def calibrate(preset: str, seed: int, in_memory: bool, fc: bool, ceiling: bool,
-              max_epochs: int, n_noise_trials: int, overrides: dict, fc_runs: int = 1) -> pd.DataFrame:
+              max_epochs: int, n_noise_trials: int, overrides: dict, fc_runs: int = 1,
+              protocols: tuple[str, ...] = PROTOCOLS) -> pd.DataFrame:
     import eegkit
     from eegkit.ceiling import IDEAL_OBSERVER, _IdealObserver, _observe, _subject_session
     from eegkit.twin.generator import TwinModel, get_preset, load_twin_model
@@ -208,7 +209,7 @@ def calibrate(preset: str, seed: int, in_memory: bool, fc: bool, ceiling: bool,
     print(f"preset {preset}, seed {seed}: {len(trials):,} trials at {sfreq:g} Hz "
           f"read in {time.perf_counter() - start:.0f} s", flush=True)
     rows = []
-    for protocol in PROTOCOLS:
+    for protocol in protocols:
         split = make_split(trials, protocol, seed=seed)
         t0 = time.perf_counter()
         rows.append(_row("Shrinkage LDA", protocol, seed, trials, split,
@@ -227,7 +228,7 @@ def calibrate(preset: str, seed: int, in_memory: bool, fc: bool, ceiling: bool,
             print(rows[-1], flush=True)
         elif ceiling:
             t0 = time.perf_counter()
-            if protocol == PROTOCOLS[0]:
+            if protocol == protocols[0]:
                 model = load_twin_model(data.root)
                 subject, _ = _subject_session(model, data.trials)
                 observer = _IdealObserver(model, np.unique(subject), n_noise_trials,
@@ -252,6 +253,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--fc-runs", type=int, default=1,
                         help="train the FC this many times (training seeds seed, seed + 1000, ...) "
                              "and report the mean accuracy, with the lowest and highest run")
+    parser.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS),
+                        help="measure only these protocols (a quicker screening round)")
     parser.add_argument("--n-noise-trials", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
@@ -267,7 +270,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     start = time.perf_counter()
     tables = [calibrate(args.preset, seed, args.in_memory, not args.no_fc,
                         not args.no_ceiling, args.max_epochs,
-                        args.n_noise_trials, overrides, args.fc_runs)
+                        args.n_noise_trials, overrides, args.fc_runs,
+                        tuple(p for p in PROTOCOLS if p in args.protocols))
               for seed in args.seed]
     table = pd.concat(tables, ignore_index=True)
     order = {p: i for i, p in enumerate(PROTOCOLS)}

@@ -54,10 +54,16 @@ def test_open_dataset_and_banner(small_root):
     assert "synthetic twin" in data_banner(data) and "not from people" in data_banner(data)
 
 
-def test_resolve_data_root_reuses_a_twin_written_before_a_field_was_added_at_its_default(tmp_path):
-    """A manifest without a later field was drawn as that field's default draws: reuse it."""
+def test_resolve_data_root_compares_a_missing_field_at_the_value_before_it_was_added(
+        tmp_path, monkeypatch):
+    """A manifest without a later field was drawn as that field's old value draws: it is
+    reused when today's setting equals that value, written again when it does not (the
+    default may have changed since), and a missing field with no old value is a change."""
     import json
     import warnings
+
+    from eegkit.twin import resolve
+    from eegkit.twin.generator import get_preset
 
     root = resolve_data_root(twin_preset="tiny", seed=7, cache_dir=tmp_path)
     manifest = root / "eegkit_twin.json"
@@ -65,12 +71,19 @@ def test_resolve_data_root_reuses_a_twin_written_before_a_field_was_added_at_its
     del content["preset_fields"]["subject_noise_quantiles"]
     manifest.write_text(json.dumps(content))
     mtime = (root / "captions.txt").stat().st_mtime
+    today = get_preset("tiny").subject_noise_quantiles
+    monkeypatch.setattr(resolve, "FIELDS_BEFORE_ADDED", {"subject_noise_quantiles": today})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert resolve_data_root(twin_preset="tiny", seed=7, cache_dir=tmp_path) == root
     assert (root / "captions.txt").stat().st_mtime == mtime
-    # the field at another value than its default is another twin
-    content["preset_fields"]["subject_noise_quantiles"] = True
-    manifest.write_text(json.dumps(content))
+    # drawn with the other value before the field existed: another twin
+    monkeypatch.setattr(resolve, "FIELDS_BEFORE_ADDED", {"subject_noise_quantiles": not today})
     with pytest.warns(UserWarning, match=r"other generator settings \(subject_noise_quantiles\)"):
+        resolve_data_root(twin_preset="tiny", seed=7, cache_dir=tmp_path)
+    # a missing field that the table does not know
+    content = json.loads(manifest.read_text())
+    del content["preset_fields"]["session_alpha_sd"]
+    manifest.write_text(json.dumps(content))
+    with pytest.warns(UserWarning, match=r"other generator settings \(session_alpha_sd\)"):
         resolve_data_root(twin_preset="tiny", seed=7, cache_dir=tmp_path)

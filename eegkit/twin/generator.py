@@ -53,6 +53,9 @@ FRONTAL_BLINK_CHANNELS = ("Fp1", "Fpz", "Fp2", "AF7", "AF3", "AFz", "AF4", "AF8"
 MUSCLE_CHANNEL_PREFIXES = ("T", "FT", "TP", "TPP", "FTT", "I")
 #: Peaks of the evoked response: (latency s, width s, sign): P1, N1, P2.
 PEAKS = ((0.100, 0.012, 1.0), (0.170, 0.018, -1.0), (0.250, 0.030, 1.0))
+#: For each :class:`TwinPreset` field added after version 3's first release, the value
+#: that draws the twins written before it existed (their manifests lack the field).
+FIELDS_BEFORE_ADDED = {"subject_noise_quantiles": False}
 
 
 @dataclass(frozen=True)

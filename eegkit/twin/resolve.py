@@ -15,7 +15,12 @@ from pathlib import Path
 
 from eegkit._io import default_cache_dir
 from eegkit.data.loading import TWIN_MANIFEST, EEGData, load_dataset
-from eegkit.twin.generator import GENERATOR_VERSION, TwinPreset, get_preset, make_twin
+from eegkit.twin.generator import (
+    FIELDS_BEFORE_ADDED,
+    GENERATOR_VERSION,
+    get_preset,
+    make_twin,
+)
 
 
 def resolve_data_root(
@@ -51,11 +56,10 @@ def resolve_data_root(
         written = json.loads(manifest.read_text())
         version = written.get("generator_version")
         # Settings compared as the manifest stores them (JSON: tuples are lists). A field
-        # added since an older manifest counts at its default, which draws the older twin.
+        # added since an older manifest counts at the value that drew the older twin
+        # (which need not be today's default); any other missing field is a change.
         settings = json.loads(json.dumps(dataclasses.asdict(get_preset(twin_preset))))
-        defaults = {f.name: f.default for f in dataclasses.fields(TwinPreset)
-                    if f.default is not dataclasses.MISSING}
-        fields = {**json.loads(json.dumps(defaults)), **written.get("preset_fields", {})}
+        fields = {**FIELDS_BEFORE_ADDED, **written.get("preset_fields", {})}
         changed = sorted(k for k in settings.keys() | fields.keys() if fields.get(k) != settings.get(k))
         if version == GENERATOR_VERSION and not changed:
             return root
