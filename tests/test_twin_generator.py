@@ -145,3 +145,21 @@ def test_quantile_noise_levels_give_every_cohort_the_same_spread():
     independent = [TwinModel.from_preset(get_preset("default", subject_noise_quantiles=False),
                                          seed).noise_level for seed in (0, 1)]
     assert not np.allclose(np.sort(independent[0]), np.sort(independent[1]))
+
+
+def test_ground_truth_of_a_twin_written_before_a_field_was_added(tmp_path):
+    """A manifest without ``subject_noise_quantiles`` was drawn with independent noise
+    levels: its ground truth is rebuilt that way, not with today's default."""
+    import json
+
+    model = make_twin(tmp_path / "old", preset="tiny", seed=3, progress=False,
+                      subject_noise_quantiles=False)
+    manifest = tmp_path / "old" / "eegkit_twin.json"
+    content = json.loads(manifest.read_text())
+    del content["preset_fields"]["subject_noise_quantiles"]
+    manifest.write_text(json.dumps(content))
+    rebuilt = load_twin_model(tmp_path / "old")
+    assert rebuilt.preset.subject_noise_quantiles is False
+    np.testing.assert_array_equal(rebuilt.noise_level, model.noise_level)
+    quantiles = TwinModel.from_preset(get_preset("tiny", subject_noise_quantiles=True), 3)
+    assert not np.allclose(rebuilt.noise_level, quantiles.noise_level)

@@ -829,6 +829,8 @@ def load_twin_model(root: str | os.PathLike) -> TwinModel:
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{manifest_path}: not found; {root} is not an eegkit twin")
     manifest = json.loads(manifest_path.read_text())
-    fields = manifest["preset_fields"]
+    # A field added since the manifest was written takes the value that drew that twin,
+    # not today's default.
+    fields = {**FIELDS_BEFORE_ADDED, **manifest["preset_fields"]}
     fields["subjects"] = tuple(fields["subjects"])
     return TwinModel.from_preset(TwinPreset(**fields), manifest["seed"])
