@@ -823,14 +823,21 @@ def _write_runs(partial: Path, model: TwinModel, layout: str, seed: int, progres
     (partial / TWIN_MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
+def written_preset_fields(manifest: dict) -> dict:
+    """The :class:`TwinPreset` fields that drew the twin of ``manifest`` (as stored: JSON).
+
+    A field added since the manifest was written takes the value that drew that twin
+    (:data:`FIELDS_BEFORE_ADDED`), not today's default.
+    """
+    return {**FIELDS_BEFORE_ADDED, **manifest.get("preset_fields", {})}
+
+
 def load_twin_model(root: str | os.PathLike) -> TwinModel:
     """Rebuild the ground truth of the twin at ``root`` from its manifest."""
     manifest_path = Path(root) / TWIN_MANIFEST
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{manifest_path}: not found; {root} is not an eegkit twin")
     manifest = json.loads(manifest_path.read_text())
-    # A field added since the manifest was written takes the value that drew that twin,
-    # not today's default.
-    fields = {**FIELDS_BEFORE_ADDED, **manifest["preset_fields"]}
+    fields = written_preset_fields(manifest)
     fields["subjects"] = tuple(fields["subjects"])
     return TwinModel.from_preset(TwinPreset(**fields), manifest["seed"])

@@ -15,12 +15,7 @@ from pathlib import Path
 
 from eegkit._io import default_cache_dir
 from eegkit.data.loading import TWIN_MANIFEST, EEGData, load_dataset
-from eegkit.twin.generator import (
-    FIELDS_BEFORE_ADDED,
-    GENERATOR_VERSION,
-    get_preset,
-    make_twin,
-)
+from eegkit.twin.generator import GENERATOR_VERSION, get_preset, make_twin, written_preset_fields
 
 
 def resolve_data_root(
@@ -55,11 +50,10 @@ def resolve_data_root(
     if manifest.is_file():
         written = json.loads(manifest.read_text())
         version = written.get("generator_version")
-        # Settings compared as the manifest stores them (JSON: tuples are lists). A field
-        # added since an older manifest counts at the value that drew the older twin
-        # (which need not be today's default); any other missing field is a change.
+        # Settings compared as the manifest stores them (JSON: tuples are lists); a
+        # missing field that FIELDS_BEFORE_ADDED does not know is a change.
         settings = json.loads(json.dumps(dataclasses.asdict(get_preset(twin_preset))))
-        fields = {**FIELDS_BEFORE_ADDED, **written.get("preset_fields", {})}
+        fields = written_preset_fields(written)
         changed = sorted(k for k in settings.keys() | fields.keys() if fields.get(k) != settings.get(k))
         if version == GENERATOR_VERSION and not changed:
             return root
