@@ -15,7 +15,12 @@ from pathlib import Path
 
 from eegkit._io import default_cache_dir
 from eegkit.data.loading import TWIN_MANIFEST, EEGData, load_dataset
-from eegkit.twin.generator import GENERATOR_VERSION, get_preset, make_twin, written_preset_fields
+from eegkit.twin.generator import (
+    GENERATOR_VERSION,
+    get_preset,
+    make_twin,
+    written_preset_fields,
+)
 
 
 def resolve_data_root(
