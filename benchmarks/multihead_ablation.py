@@ -48,6 +48,7 @@ CANDIDATES: dict[str, dict] = {
     "label smoothing 0.1": {"label_smoothing": 0.1},
     "per-recording normalisation": {"normalization": "recording"},
     "per-recording Euclidean alignment": {"normalization": "aligned"},
+    "per-recording normalisation, evoked response removed": {"normalization": "recording_evoked"},
     "dropout 0.3": {"model_kwargs": {"dropout": 0.3}},
     "readout: mean of the tokens": {"model_kwargs": {"readout": "mean"}},
     "readout: spatial filters": {"model_kwargs": {"readout": "spatial"}},

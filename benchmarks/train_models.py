@@ -267,7 +267,7 @@ def _train_one(args: dict, queue) -> None:
     root = eegkit.resolve_data_root(args["data_dir"], twin_preset=args["preset"],
                                     seed=args["seed"])
     data = eegkit.load_dataset(root, subjects=args["subjects"])
-    split = make_split(data.trials, "session")
+    split = make_split(data.trials, args["protocol"], seed=args["seed"])
     config = TrainConfig(max_epochs=args["epochs"], patience=args["epochs"],
                          seed=args["seed"], batch_size=args["batch_size"],
                          lr=args["lr"])
@@ -319,6 +319,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--protocol", default="session",
+                        choices=["session", "within_session", "cross_subject"],
+                        help="the split (eegkit.data.splits.make_split) every model is scored on")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", default="1",
                         help="processes for an ensemble's members (run_classification's "
@@ -362,7 +365,8 @@ def main() -> None:
 
         data = eegkit.open_dataset(args["data_dir"], twin_preset=args["preset"], seed=args["seed"],
                                    subjects=args["subjects"])
-        ceiling = bayes_ceiling(data, make_split(data.trials, "session"), n_boot=500, seed=args["seed"])
+        split = make_split(data.trials, args["protocol"], seed=args["seed"])
+        ceiling = bayes_ceiling(data, split, n_boot=500, seed=args["seed"])
         accuracy = ceiling.scores.set_index("metric").loc["accuracy"]
         table["fraction_of_ceiling"] = table["test_accuracy"] / accuracy["value"]
         table = pd.concat([table, pd.DataFrame([{
@@ -374,7 +378,7 @@ def main() -> None:
                 f"{args['epochs']} epochs; the last epoch cut)")
     else:
         mode = f"{args['epochs']} epochs"
-    print(f"\n{table.pop('source').iloc[0]}; session split; {mode}; batch "
+    print(f"\n{table.pop('source').iloc[0]}; {args['protocol']} split; {mode}; batch "
           f"{args['batch_size']}, {args['threads']} threads, {os.cpu_count()} CPUs"
           f"{'; NaN fill off' if args['no_nan_fill'] else ''}\n")
     print(table.to_markdown(index=False, floatfmt=".3f"))

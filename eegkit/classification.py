@@ -320,11 +320,12 @@ def run_classification(
         True}``) at each subject's Euclidean alignment, ``R^{-1/2}`` with ``R`` the
         mean spatial covariance of its training trials
         (:func:`eegkit.data.alignment.euclidean_alignment`).
-    normalization : {"training", "recording", "aligned"}, default="training"
+    normalization : {"training", "recording", "recording_evoked", "aligned"}, default="training"
         How the networks' input is z-scored (:class:`eegkit.data.SplitDatasets`):
         per channel with training statistics, each recording (one subject's
-        session) with its own statistics, or each recording whitened by its own
-        mean covariance (``"aligned"``).
+        session) with its own statistics (after subtracting its mean trial with
+        ``"recording_evoked"``), or each recording whitened by its own mean
+        covariance (``"aligned"``).
     n_seeds : int, default=1
         Train this many copies, with seeds ``config.seed``, ``config.seed + 1``, ...
         (each with its own checkpoint; the first is the single model's), and predict

@@ -168,6 +168,26 @@ def test_recording_normalisation_zscores_each_recording_with_its_own_trials(tiny
                                        rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("protocol", ["session", "cross_subject"])
+def test_evoked_normalisation_removes_each_recordings_mean_trial(tiny_root, protocol):
+    data = load_dataset(tiny_root)
+    split = make_split(data.trials, protocol)
+    sets = SplitDatasets.from_split(data, split, "recording_evoked")
+    recording = recording_index(data.trials)
+    for part in ("train", "test"):
+        dataset = getattr(sets, part)
+        X = torch.stack([item["X"] for item in dataset.__getitems__(list(range(len(dataset))))]).double().numpy()
+        raw = data.get_trials(dataset.rows).astype(np.float64)
+        for rec in np.unique(recording[dataset.rows]):
+            mine = recording[dataset.rows] == rec
+            # the recording's own mean trial and the std of what is left, in float64
+            residual = raw[mine] - raw[mine].mean(axis=0)
+            std = residual.std(axis=(0, 2))
+            np.testing.assert_allclose(X[mine], residual / std[:, None], rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(X[mine].mean(axis=0), 0, atol=1e-4)
+            np.testing.assert_allclose(X[mine].std(axis=(0, 2)), 1, atol=1e-4)
+
+
 def test_recording_normaliser_sees_only_the_rows_it_is_fitted_on(tiny_root):
     data = load_dataset(tiny_root)
     split = make_split(data.trials)

@@ -1,6 +1,6 @@
 """PyTorch view of a split: per-channel normalisation and a ``Dataset`` of trials.
 
-Three normalisations (:data:`NORMALIZATIONS`):
+Four normalisations (:data:`NORMALIZATIONS`):
 
 * ``"training"``: :class:`ChannelNormalizer`, one mean and std per channel from the
   training trials, applied to every part;
@@ -12,6 +12,8 @@ Three normalisations (:data:`NORMALIZATIONS`):
   robust-scale each recording, and braindecode's per-recording standardisation. It
   uses a test session's EEG (never its labels), as a decoder that is run on a
   whole recording can;
+* ``"recording_evoked"``: the same, after subtracting each recording's mean trial
+  (tried for the multi-head model across subjects, not kept);
 * ``"aligned"``: :class:`RecordingAligner`, each recording
   whitened with its own trials' mean spatial covariance (Euclidean alignment per
   recording; tried for the multi-head model, not kept).
@@ -117,7 +119,7 @@ class ChannelNormalizer:
 
 
 #: Ways to z-score the trials of a split; see the module docstring.
-NORMALIZATIONS = ("training", "recording", "aligned")
+NORMALIZATIONS = ("training", "recording", "recording_evoked", "aligned")
 
 
 def recording_index(trials) -> np.ndarray:
@@ -160,20 +162,31 @@ def fitted_slots(recording: np.ndarray, rows: np.ndarray, what: str) -> np.ndarr
 class RecordingNormalizer:
     """Per-channel z-scoring of each recording with the statistics of its own trials.
 
+    With ``evoked`` the recording's mean trial (its evoked response to all images) is
+    subtracted first and the std is that of what is left: the per-subject
+    standardisation of every feature that MVPA decoders (and this project's LDA) apply,
+    which removes the subject's and session's own latencies and amplitudes of the
+    response common to all categories, keeping how each trial differs from it.
+
     Attributes
     ----------
     recording : ndarray of int64, shape (n_rows,)
         For every row of ``data.trials``, the row of ``mean`` and ``std`` that
         normalises it, or -1 for rows the normaliser was not fitted on.
     mean, std : ndarray of float32, shape (n_fitted_recordings, n_chans), µV
+    evoked : ndarray of float32, shape (n_fitted_recordings, n_chans, n_times), µV, or None
+        Each recording's mean trial minus ``mean``, subtracted as well (``fit(...,
+        evoked=True)``).
     """
 
     recording: np.ndarray
     mean: np.ndarray
     std: np.ndarray
+    evoked: np.ndarray | None = None
 
     @classmethod
-    def fit(cls, data: EEGData, rows: Sequence[int], chunk: int = 128) -> RecordingNormalizer:
+    def fit(cls, data: EEGData, rows: Sequence[int], chunk: int = 128,
+            evoked: bool = False) -> RecordingNormalizer:
         """Each recording's channel mean and std over its trials among ``rows`` and time.
 
         Parameters
@@ -185,21 +198,52 @@ class RecordingNormalizer:
             enter another part's normalisation.
         chunk : int, default=128
             Trials read at a time.
+        evoked : bool, default=False
+            Also subtract each recording's mean trial; the std is then that of the
+            trials minus it.
         """
         recording, groups = recording_slots(data, rows)
         mean = np.zeros((len(groups), data.n_chans), dtype=np.float32)
         std = np.ones((len(groups), data.n_chans), dtype=np.float32)
+        mean_trial = (np.zeros((len(groups), data.n_chans, data.n_times), dtype=np.float32)
+                      if evoked else None)
         for slot, mine in enumerate(groups):
-            mean[slot], std[slot] = _channel_statistics(data, mine, chunk)
-        return cls(recording, mean, std)
+            if evoked:
+                mean[slot], std[slot], mean_trial[slot] = _evoked_statistics(data, mine, chunk)
+            else:
+                mean[slot], std[slot] = _channel_statistics(data, mine, chunk)
+        return cls(recording, mean, std, mean_trial)
 
     def normalize_batch(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Z-score a float32 batch ``X`` (batch, n_chans, n_times) of the trials at ``rows``, in place."""
         slot = fitted_slots(self.recording, rows, "normaliser")
         X = np.ascontiguousarray(X, dtype=np.float32)
         np.subtract(X, self.mean[slot][:, :, None], out=X)
+        if self.evoked is not None:
+            np.subtract(X, self.evoked[slot], out=X)
         np.divide(X, self.std[slot][:, :, None], out=X)
         return X
+
+
+def _evoked_statistics(data: EEGData, rows: np.ndarray,
+                       chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Channel mean (n_chans,), the mean trial minus it (n_chans, n_times) and the
+    channel std of the trials minus the mean trial (n_chans,; at least 1e-6), float32
+    µV, over the sorted trial ``rows``, streamed in float64 sums."""
+    total = np.zeros((data.n_chans, data.n_times))
+    total_sq = np.zeros(data.n_chans)
+    for start in range(0, len(rows), chunk):
+        X = data.get_trials(rows[start : start + chunk]).astype(np.float64)
+        total += X.sum(axis=0)
+        np.square(X, out=X)
+        total_sq += X.sum(axis=(0, 2))
+    mean_trial = total / len(rows)
+    mean = mean_trial.mean(axis=1)
+    # E[(x - m_t)^2] over trials and time = E[x^2] - mean over t of m_t^2.
+    var = total_sq / (len(rows) * data.n_times) - (mean_trial**2).mean(axis=1)
+    std = np.maximum(np.sqrt(np.maximum(var, 0.0)), 1e-6)
+    return (mean.astype(np.float32), std.astype(np.float32),
+            (mean_trial - mean[:, None]).astype(np.float32))
 
 
 def inverse_sqrt(covariance: np.ndarray, shrinkage: float = 0.1) -> np.ndarray:
@@ -382,10 +426,10 @@ class SplitDatasets:
         ----------
         data : EEGData
         split : eegkit.data.splits.Split
-        normalization : {"training", "recording", "aligned"}, default="training"
+        normalization : {"training", "recording", "recording_evoked", "aligned"}, default="training"
             One :class:`ChannelNormalizer` fitted on ``split.train``, or a
-            :class:`RecordingNormalizer` (or :class:`RecordingAligner`)
-            fitted on each part.
+            :class:`RecordingNormalizer` (with its ``evoked`` subtraction for
+            ``"recording_evoked"``; or a :class:`RecordingAligner`) fitted on each part.
         """
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization={normalization!r}; choose one of {NORMALIZATIONS}")
@@ -393,8 +437,10 @@ class SplitDatasets:
         if normalization == "training":
             shared = ChannelNormalizer.fit(data, split.train)
             normalizers = dict.fromkeys(parts, shared)
-        elif normalization == "recording":
-            normalizers = {part: RecordingNormalizer.fit(data, rows) for part, rows in parts.items()}
+        elif normalization in ("recording", "recording_evoked"):
+            evoked = normalization == "recording_evoked"
+            normalizers = {part: RecordingNormalizer.fit(data, rows, evoked=evoked)
+                           for part, rows in parts.items()}
         else:
             normalizers = {part: RecordingAligner.fit(data, rows) for part, rows in parts.items()}
         present = set(data.trials["subject"].iloc[split.train])

@@ -347,7 +347,7 @@ def run_retrieval(
         classifier (``CategoryPrior.from_classification(run)``, e.g. the whole Task 1
         ensemble); with it ``config.prior_weights`` weigh these instead of the
         configuration's category head. Ranking only: training is the same.
-    normalization : {"training", "recording", "aligned"}, default="training"
+    normalization : {"training", "recording", "recording_evoked", "aligned"}, default="training"
         How the EEG is z-scored (:class:`eegkit.data.SplitDatasets`); with a Task 1
         encoder, the one it was trained with.
     n_boot : int, default=1000
