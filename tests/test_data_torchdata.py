@@ -147,45 +147,41 @@ def _recording_stats(X):
     return X.mean(axis=(0, 2)), X.std(axis=(0, 2))
 
 
-@pytest.mark.parametrize("protocol", ["session", "cross_subject"])
-def test_recording_normalisation_zscores_each_recording_with_its_own_trials(tiny_root, protocol):
-    data = load_dataset(tiny_root)
-    split = make_split(data.trials, protocol)
-    sets = SplitDatasets.from_split(data, split, "recording")
+def _recordings(data, split, normalization, parts=("train", "val", "test")):
+    """Each recording's normalised items and raw trials (float64) in each part."""
+    sets = SplitDatasets.from_split(data, split, normalization)
     recording = recording_index(data.trials)
-    for part in ("train", "val", "test"):
+    for part in parts:
         dataset = getattr(sets, part)
         X = torch.stack([item["X"] for item in dataset.__getitems__(list(range(len(dataset))))]).double().numpy()
         raw = data.get_trials(dataset.rows).astype(np.float64)
         for rec in np.unique(recording[dataset.rows]):
             mine = recording[dataset.rows] == rec
-            mean, std = _recording_stats(X[mine])
-            np.testing.assert_allclose(mean, 0, atol=1e-4)
-            np.testing.assert_allclose(std, 1, atol=1e-4)
-            # exactly (x - mean) / std with the recording's own float64 statistics
-            raw_mean, raw_std = _recording_stats(raw[mine])
-            np.testing.assert_allclose(X[mine], (raw[mine] - raw_mean[:, None]) / raw_std[:, None],
-                                       rtol=1e-4, atol=1e-4)
+            yield X[mine], raw[mine]
+
+
+@pytest.mark.parametrize("protocol", ["session", "cross_subject"])
+def test_recording_normalisation_zscores_each_recording_with_its_own_trials(tiny_root, protocol):
+    data = load_dataset(tiny_root)
+    for X, raw in _recordings(data, make_split(data.trials, protocol), "recording"):
+        mean, std = _recording_stats(X)
+        np.testing.assert_allclose(mean, 0, atol=1e-4)
+        np.testing.assert_allclose(std, 1, atol=1e-4)
+        # exactly (x - mean) / std with the recording's own float64 statistics
+        raw_mean, raw_std = _recording_stats(raw)
+        np.testing.assert_allclose(X, (raw - raw_mean[:, None]) / raw_std[:, None], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("protocol", ["session", "cross_subject"])
 def test_evoked_normalisation_removes_each_recordings_mean_trial(tiny_root, protocol):
     data = load_dataset(tiny_root)
-    split = make_split(data.trials, protocol)
-    sets = SplitDatasets.from_split(data, split, "recording_evoked")
-    recording = recording_index(data.trials)
-    for part in ("train", "test"):
-        dataset = getattr(sets, part)
-        X = torch.stack([item["X"] for item in dataset.__getitems__(list(range(len(dataset))))]).double().numpy()
-        raw = data.get_trials(dataset.rows).astype(np.float64)
-        for rec in np.unique(recording[dataset.rows]):
-            mine = recording[dataset.rows] == rec
-            # the recording's own mean trial and the std of what is left, in float64
-            residual = raw[mine] - raw[mine].mean(axis=0)
-            std = residual.std(axis=(0, 2))
-            np.testing.assert_allclose(X[mine], residual / std[:, None], rtol=1e-4, atol=1e-4)
-            np.testing.assert_allclose(X[mine].mean(axis=0), 0, atol=1e-4)
-            np.testing.assert_allclose(X[mine].std(axis=(0, 2)), 1, atol=1e-4)
+    for X, raw in _recordings(data, make_split(data.trials, protocol), "recording_evoked", ("train", "test")):
+        # the recording's own mean trial and the std of what is left, in float64
+        residual = raw - raw.mean(axis=0)
+        std = residual.std(axis=(0, 2))
+        np.testing.assert_allclose(X, residual / std[:, None], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(X.mean(axis=0), 0, atol=1e-4)
+        np.testing.assert_allclose(X.std(axis=(0, 2)), 1, atol=1e-4)
 
 
 def test_recording_normaliser_sees_only_the_rows_it_is_fitted_on(tiny_root):
