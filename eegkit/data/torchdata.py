@@ -32,17 +32,27 @@ from torch.utils.data import Dataset
 from eegkit.data.loading import EEGData
 
 
-def _channel_statistics(data: EEGData, rows: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each channel's mean and std (float32, shape (n_chans,), µV; std at least 1e-6) over
-    the sorted trial ``rows`` and time, streamed ``chunk`` trials at a time into float64
-    sums of ``x`` and ``x**2`` (see :meth:`ChannelNormalizer.fit`)."""
-    total = np.zeros(data.n_chans)
+def _streamed_sums(data: EEGData, rows: np.ndarray, chunk: int,
+                   per_sample: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 sums of ``x`` and ``x**2`` over the sorted trial ``rows``, read ``chunk``
+    trials at a time: ``x`` summed over trials and time, shape (n_chans,), or over
+    trials only with ``per_sample``, shape (n_chans, n_times); ``x**2`` over trials and
+    time, shape (n_chans,)."""
+    total = np.zeros((data.n_chans, data.n_times) if per_sample else data.n_chans)
     total_sq = np.zeros(data.n_chans)
     for start in range(0, len(rows), chunk):
         X = data.get_trials(rows[start : start + chunk]).astype(np.float64)
-        total += X.sum(axis=(0, 2))
+        total += X.sum(axis=0) if per_sample else X.sum(axis=(0, 2))
         np.square(X, out=X)
         total_sq += X.sum(axis=(0, 2))
+    return total, total_sq
+
+
+def _channel_statistics(data: EEGData, rows: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each channel's mean and std (float32, shape (n_chans,), µV; std at least 1e-6) over
+    the sorted trial ``rows`` and time, from :func:`_streamed_sums` (see
+    :meth:`ChannelNormalizer.fit`)."""
+    total, total_sq = _streamed_sums(data, rows, chunk)
     count = len(rows) * data.n_times
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
@@ -229,14 +239,8 @@ def _evoked_statistics(data: EEGData, rows: np.ndarray,
                        chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Channel mean (n_chans,), the mean trial minus it (n_chans, n_times) and the
     channel std of the trials minus the mean trial (n_chans,; at least 1e-6), float32
-    µV, over the sorted trial ``rows``, streamed in float64 sums."""
-    total = np.zeros((data.n_chans, data.n_times))
-    total_sq = np.zeros(data.n_chans)
-    for start in range(0, len(rows), chunk):
-        X = data.get_trials(rows[start : start + chunk]).astype(np.float64)
-        total += X.sum(axis=0)
-        np.square(X, out=X)
-        total_sq += X.sum(axis=(0, 2))
+    µV, over the sorted trial ``rows``, from :func:`_streamed_sums`."""
+    total, total_sq = _streamed_sums(data, rows, chunk, per_sample=True)
     mean_trial = total / len(rows)
     mean = mean_trial.mean(axis=1)
     # E[(x - m_t)^2] over trials and time = E[x^2] - mean over t of m_t^2.
