@@ -56,10 +56,12 @@ import math
 import multiprocessing as mp
 import os
 import resource
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from queue import Empty
 
 import pandas as pd
 
@@ -305,6 +307,19 @@ def _train_one(args: dict, queue) -> None:
     })
 
 
+def _result_of(child, queue) -> dict | None:
+    """The row ``child`` puts on ``queue``, or None if it dies first (no endless wait)."""
+    while True:
+        try:
+            return queue.get(timeout=5)
+        except Empty:
+            if not child.is_alive():
+                try:  # it may have put its row just before exiting
+                    return queue.get(timeout=1)
+                except Empty:
+                    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -344,16 +359,25 @@ def main() -> None:
         parser.error("--budget-seconds patches the training loop of this process; "
                      "worker processes would not see it: leave --workers at 1")
     context = mp.get_context("spawn")
-    rows = []
+    rows, failed = [], []
     for model in args["models"]:
         queue = context.Queue()
         child = context.Process(target=_train_one,
                                 args=({**args, "model": model}, queue))
         child.start()
-        rows.append(queue.get())
+        row = _result_of(child, queue)
         child.join()
-        print(f"done: {rows[-1]['model']} in {rows[-1]['wall_seconds']:.0f} s",
-              flush=True)
+        if row is None:  # its traceback is above; the other models still run
+            failed.append(model)
+            print(f"FAILED: {model} (exit code {child.exitcode})", flush=True)
+            continue
+        rows.append(row)
+        # each result as it comes, so that a run stopped part-way keeps the finished models
+        print(f"done: {row['model']} in {row['wall_seconds']:.0f} s: test accuracy "
+              f"{row['test_accuracy']:.3f} ({row['ci_low']:.3f}-{row['ci_high']:.3f}), "
+              f"validation {row['val_accuracy']:.3f}", flush=True)
+    if not rows:
+        sys.exit(f"every model failed: {', '.join(failed)}")
     curves = {row["model"]: row.pop("val_curves") for row in rows}
     table = pd.DataFrame(rows)
     from eegkit.ceiling import IDEAL_OBSERVER  # here, not at the top: spawned children import this file
@@ -410,6 +434,8 @@ def main() -> None:
                       f"(target <= 2), training speed x{speed:.2f}, accuracy "
                       f"x{accuracy:.2f}, peak memory x{memory:.2f}, training anon "
                       f"memory x{anon:.2f}")
+    if failed:
+        sys.exit(f"\nfailed (traceback above): {', '.join(failed)}")
 
 
 if __name__ == "__main__":

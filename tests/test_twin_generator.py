@@ -25,6 +25,13 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     assert digest(tmp_path / "a") == digest(tmp_path / "b") != digest(tmp_path / "c")
 
 
+def test_workers_write_the_same_bytes(tmp_path):
+    kwargs = {"preset": "tiny", "seed": 1, "subjects": ("sub-02", "sub-03"), "progress": False}
+    make_twin(tmp_path / "one", **kwargs)
+    make_twin(tmp_path / "two", workers=2, **kwargs)
+    assert digest(tmp_path / "one") == digest(tmp_path / "two")
+
+
 def test_twin_refuses_to_overwrite(tmp_path, small_root):
     with pytest.raises(FileExistsError, match="overwrite=True"):
         make_twin(small_root, preset="tiny")

@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
@@ -43,7 +45,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from eegkit._io import building_dir
-from eegkit.data.channels import CATEGORIES, DEFAULT_CHANNELS, HANDOUT_SUBJECTS, channel_positions
+from eegkit.data.channels import (
+    CATEGORIES,
+    DEFAULT_CHANNELS,
+    HANDOUT_SUBJECTS,
+    channel_positions,
+)
 from eegkit.data.loading import TWIN_MANIFEST
 from eegkit.twin.stimuli import ATTRIBUTES, ImageSpec, draw_image, sample_specs
 
@@ -715,6 +722,7 @@ def make_twin(
     captions: bool = True,
     overwrite: bool = False,
     progress: bool = True,
+    workers: int = 1,
     **overrides,
 ) -> TwinModel:
     """Write a synthetic twin of ds005589 at ``root``.
@@ -739,6 +747,10 @@ def make_twin(
         Replace an existing folder at ``root``.
     progress : bool, default=True
         Show a progress bar over runs.
+    workers : int, default=1
+        Processes that draw and write runs side by side (each run is drawn from its
+        own seed, so the bytes do not depend on it). The ``full`` preset's 260 runs
+        take about 2 minutes in one process; memory grows to one run per worker.
     **overrides
         Fields of :class:`TwinPreset` to replace (e.g. ``subjects=("sub-02",)``).
 
@@ -759,7 +771,7 @@ def make_twin(
     with building_dir(root) as partial:
         if captions:
             _write_stimuli(partial, model)
-        _write_runs(partial, model, layout, seed, progress, captions)
+        _write_runs(partial, model, layout, seed, progress, captions, workers)
     return model
 
 
@@ -782,7 +794,7 @@ def _write_stimuli(partial: Path, model: TwinModel) -> None:
 
 
 def _write_runs(partial: Path, model: TwinModel, layout: str, seed: int, progress: bool,
-                captions: bool) -> None:
+                captions: bool, workers: int = 1) -> None:
     """Every run's EEG, label JSON and image CSV, and the twin's manifest."""
     preset = model.preset
     eeg_root = partial / "derivatives" / "preprocessed_data" if layout == "openneuro" else partial
@@ -792,24 +804,21 @@ def _write_runs(partial: Path, model: TwinModel, layout: str, seed: int, progres
         for ses in range(preset.n_sessions)
         for r in range(preset.n_runs)
     ]
-    for s, ses, r in tqdm(jobs, desc=f"twin {preset.name}", unit="run", disable=not progress):
-        subject, session, run = preset.subjects[s], f"ses-{ses + 1:02d}", f"run-{r + 1:02d}"
-        stem = f"{subject}_{session}_task-lowSpeed_{run}"
-        eeg_dir = eeg_root / subject / session
-        raw_dir = partial / subject / session
-        eeg_dir.mkdir(parents=True, exist_ok=True)
-        raw_dir.mkdir(parents=True, exist_ok=True)
-        X, image_ids = model.run_trials(s, ses, r)
-        np.save(eeg_dir / f"{stem}_1000Hz.npy", X)
-        labels = [CATEGORIES.index(model.specs[i].category) for i in image_ids]
-        (eeg_dir / f"{stem}_1000Hz.json").write_text(json.dumps(labels, indent=2))
-        # The published CSVs point at resized copies on the experiment PC.
-        paths = [
-            f"C:\\stimuli\\pic_10000_resized\\{model.specs[i].category}\\"
-            f"{image_name(model, i)}_resized.jpg"
-            for i in image_ids
-        ]
-        pd.DataFrame({"FilePath": paths}).to_csv(raw_dir / f"{stem}_image.csv", index=False)
+    bar = tqdm(total=len(jobs), desc=f"twin {preset.name}", unit="run", disable=not progress)
+    if workers <= 1:
+        for job in jobs:
+            _write_run(partial, eeg_root, model, job)
+            bar.update()
+    else:
+        # spawn, not fork: a fork of a process that already ran torch's thread pools can hang
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_run_writer,
+                                 initargs=(preset, seed)) as pool:
+            for future in as_completed([pool.submit(_write_run_in_worker, partial, eeg_root, job)
+                                        for job in jobs]):
+                future.result()  # a failed run stops the twin here
+                bar.update()
+    bar.close()
 
     manifest = {
         "generator": "eegkit.twin.make_twin",
@@ -821,6 +830,41 @@ def _write_runs(partial: Path, model: TwinModel, layout: str, seed: int, progres
         "preset_fields": dataclasses.asdict(preset),
     }
     (partial / TWIN_MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def _write_run(partial: Path, eeg_root: Path, model: TwinModel, job: tuple[int, int, int]) -> None:
+    """One run's three files: EEG ``.npy``, label ``.json`` and ``_image.csv``."""
+    s, ses, r = job
+    subject, session, run = model.preset.subjects[s], f"ses-{ses + 1:02d}", f"run-{r + 1:02d}"
+    stem = f"{subject}_{session}_task-lowSpeed_{run}"
+    eeg_dir = eeg_root / subject / session
+    raw_dir = partial / subject / session
+    eeg_dir.mkdir(parents=True, exist_ok=True)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    X, image_ids = model.run_trials(s, ses, r)
+    np.save(eeg_dir / f"{stem}_1000Hz.npy", X)
+    labels = [CATEGORIES.index(model.specs[i].category) for i in image_ids]
+    (eeg_dir / f"{stem}_1000Hz.json").write_text(json.dumps(labels, indent=2))
+    # The published CSVs point at resized copies on the experiment PC.
+    paths = [
+        f"C:\\stimuli\\pic_10000_resized\\{model.specs[i].category}\\"
+        f"{image_name(model, i)}_resized.jpg"
+        for i in image_ids
+    ]
+    pd.DataFrame({"FilePath": paths}).to_csv(raw_dir / f"{stem}_image.csv", index=False)
+
+
+#: The ground truth of a worker process of ``make_twin(..., workers=N)``, drawn once.
+_worker_model: TwinModel | None = None
+
+
+def _init_run_writer(preset: TwinPreset, seed: int) -> None:
+    global _worker_model
+    _worker_model = TwinModel.from_preset(preset, seed)
+
+
+def _write_run_in_worker(partial: Path, eeg_root: Path, job: tuple[int, int, int]) -> None:
+    _write_run(partial, eeg_root, _worker_model, job)
 
 
 def written_preset_fields(manifest: dict) -> dict:
