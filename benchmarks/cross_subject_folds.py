@@ -1,0 +1,155 @@
+"""Across subjects with every subject held out once (leave one subject out).
+
+Notebook 03's cross-subject protocol tests one subject (sub-29; sub-28 validates).
+On the default twin that is 500 trials, too few to separate models 2 points apart.
+Here each subject in turn is the test subject and the one before it (in sorted
+order, cyclically) the validation subject; every model is trained on the other 11
+with the notebook's settings (the multi-head model is the recipe of
+``eegkit.classification.MULTIHEAD_RECIPE``, ``--epochs`` as notebook 03's
+``secondary_max_epochs``). The pooled test trials of all folds give each model's
+accuracy with a 95 % bootstrap CI, and the multi-head model's paired difference
+with every other model (bootstrap over the same trials), with the folds it wins.
+
+    python benchmarks/cross_subject_folds.py --preset default --epochs 4 \
+        --models multihead lda logistic wang_fc --workers auto --out folds.csv
+
+It trains 13 times as much as the notebook's protocol: about 2 h on 2 CPU cores for
+the multi-head ensemble at the default size, minutes on a GPU. ``--folds N`` runs
+the first N folds only. ``--out`` is the per-trial table (fold, model, subject,
+label, prediction), rewritten atomically after each fold, so a stopped run keeps
+the folds it finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+
+import eegkit
+from eegkit._io import atomic_write
+from eegkit.classification import MODEL_LABELS, MULTIHEAD_RECIPE, run_classification
+from eegkit.data.splits import make_split
+from eegkit.metrics.classification import bootstrap_ci
+from eegkit.train import TrainConfig
+
+
+def summarise(trials: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pooled accuracy per model, and the multi-head model's paired difference with each other.
+
+    Parameters
+    ----------
+    trials : DataFrame
+        One row per (model, test trial): ``fold``, ``model``, ``trial``, ``correct``.
+
+    Returns
+    -------
+    accuracy : DataFrame
+        ``model``, ``accuracy``, ``ci_low``, ``ci_high``, ``n_trials``, ``n_folds``.
+    paired : DataFrame
+        ``model`` (the other model), ``difference`` (multi-head minus it),
+        ``ci_low``, ``ci_high``, ``folds_won`` (folds where the multi-head model
+        is strictly above it), ``n_folds``.
+    """
+    correct = trials.pivot_table(index=["fold", "trial"], columns="model", values="correct").dropna()
+    rows = []
+    for model in correct.columns:
+        hits = correct[model].to_numpy()
+        low, high = bootstrap_ci(lambda i, h=hits: h[i].mean(), len(hits), n_boot, seed=seed)
+        rows.append({"model": model, "accuracy": hits.mean(), "ci_low": low, "ci_high": high,
+                     "n_trials": len(hits), "n_folds": correct.index.get_level_values("fold").nunique()})
+    accuracy = pd.DataFrame(rows).sort_values("accuracy", ascending=False, ignore_index=True)
+    multi = MODEL_LABELS["multihead"]
+    paired = []
+    if multi in correct.columns:
+        by_fold = correct.groupby(level="fold").mean()
+        for model in correct.columns.drop(multi):
+            diff = (correct[multi] - correct[model]).to_numpy()
+            low, high = bootstrap_ci(lambda i, d=diff: d[i].mean(), len(diff), n_boot, seed=seed)
+            paired.append({"model": model, "difference": diff.mean(), "ci_low": low, "ci_high": high,
+                           "folds_won": int((by_fold[multi] > by_fold[model]).sum()),
+                           "n_folds": len(by_fold)})
+    return accuracy, pd.DataFrame(paired)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default="")
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--models", nargs="*", default=["multihead", "lda", "logistic", "wang_fc"])
+    parser.add_argument("--workers", default="auto",
+                        help="processes for the ensemble's members (run_classification's workers=)")
+    parser.add_argument("--folds", type=int, default=0, help="run the first N folds only (0: all)")
+    parser.add_argument("--out", default="", help="per-trial CSV, rewritten after each fold")
+    parser.add_argument("--summarise", nargs="*", default=[], metavar="CSV",
+                        help="train nothing: pool the per-trial CSVs of earlier runs (e.g. the "
+                             "classical models on a CPU, the networks on a GPU) and print the tables")
+    args = parser.parse_args()
+    if args.summarise:
+        print_summary(pd.concat([pd.read_csv(path) for path in args.summarise], ignore_index=True),
+                      ", ".join(args.summarise))
+        return
+
+    data = eegkit.open_dataset(args.data_dir, twin_preset=args.preset, seed=args.seed)
+    subjects = sorted(data.trials["subject"].unique())
+    folds = range(args.folds or len(subjects))
+    config = TrainConfig(max_epochs=args.epochs, patience=args.epochs, seed=args.seed,
+                         batch_size=args.batch_size, lr=args.lr)
+    workers = args.workers if args.workers == "auto" else int(args.workers)
+    parts = []
+    for fold in folds:
+        test, val = subjects[fold], subjects[fold - 1]
+        split = make_split(data.trials, "cross_subject", val_subjects=[val], test_subjects=[test],
+                           seed=args.seed)
+        fold_labels = None
+        for model in args.models:
+            started = time.time()
+            recipe = MULTIHEAD_RECIPE if model == "multihead" else {}
+            run = run_classification(data, split, model, config, n_boot=20, n_perm=20,  # pooled below
+                                     progress=False, workers=workers, **recipe)
+            out = run.predictions
+            y_hat = out["logits"].argmax(axis=1)
+            if fold_labels is None:
+                fold_labels = out["y"]
+            elif not np.array_equal(fold_labels, out["y"]):  # the paired comparison needs one order
+                raise RuntimeError(f"fold {fold + 1}: {run.label}'s test trials are not in the first model's order")
+            parts.append(pd.DataFrame({
+                "fold": fold, "model": run.label, "test_subject": test, "trial": np.arange(len(y_hat)),
+                "label": out["y"], "prediction": y_hat, "correct": (y_hat == out["y"]).astype(float)}))
+            print(f"fold {fold + 1}/{len(folds)} (test {test}, validation {val}): {run.label} "
+                  f"{parts[-1]['correct'].mean():.3f} (validation {run.validation_accuracy:.3f}) "
+                  f"in {time.time() - started:.0f} s", flush=True)
+        if args.out:
+            table = pd.concat(parts, ignore_index=True)
+            atomic_write(args.out, lambda path, t=table: t.to_csv(path, index=False))
+    print_summary(pd.concat(parts, ignore_index=True),
+                  f"{data.source}; leave one subject out, {len(folds)} folds; {args.epochs} epochs")
+
+
+def print_summary(trials: pd.DataFrame, source: str) -> None:
+    """Print :func:`summarise`'s two tables under a line saying where ``trials`` came from."""
+    twice = trials.duplicated(["fold", "model", "trial"])
+    if twice.any():
+        first = trials[twice].iloc[0]
+        raise ValueError(f"{first['model']} has fold {first['fold'] + 1} more than once: pool each "
+                         "model's run once")
+    for fold, part in trials.groupby("fold"):  # models pooled from several runs must agree
+        labels = part.pivot_table(index="trial", columns="model", values="label")
+        if labels.isna().any().any() or not labels.eq(labels.iloc[:, 0], axis=0).all().all():
+            raise ValueError(f"fold {fold + 1}: the models' test trials differ (other twin, seed or split?)")
+    accuracy, paired = summarise(trials)
+    print(f"\n{source}\n")
+    print(accuracy.to_markdown(index=False, floatfmt=".3f"))
+    if len(paired):
+        print("\nmulti-head model minus each other model, paired over the same test trials:\n")
+        print(paired.to_markdown(index=False, floatfmt=".3f"))
+
+
+if __name__ == "__main__":
+    main()
