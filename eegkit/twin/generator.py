@@ -748,9 +748,10 @@ def make_twin(
     progress : bool, default=True
         Show a progress bar over runs.
     workers : int, default=1
-        Processes that draw and write runs side by side (each run is drawn from its
-        own seed, so the bytes do not depend on it). The ``full`` preset's 260 runs
-        take about 2 minutes in one process; memory grows to one run per worker.
+        Processes that draw and write runs side by side, each with one BLAS thread.
+        Each run is drawn from its own seed, so the bytes do not depend on it. On 2
+        cores, 2 workers write the ``default`` twin 1.7x as fast as one process
+        (``benchmarks/twin_writing.py``); memory grows to one run per worker.
     **overrides
         Fields of :class:`TwinPreset` to replace (e.g. ``subjects=("sub-02",)``).
 
@@ -860,6 +861,11 @@ _worker_model: TwinModel | None = None
 
 def _init_run_writer(preset: TwinPreset, seed: int) -> None:
     global _worker_model
+    from threadpoolctl import threadpool_limits  # scikit-learn's dependency
+
+    # one BLAS/FFT thread a worker: N workers each with a thread per core would
+    # oversubscribe the cores N times over
+    threadpool_limits(1)
     _worker_model = TwinModel.from_preset(preset, seed)
 
 
