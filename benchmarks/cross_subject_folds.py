@@ -13,17 +13,23 @@ with every other model (bootstrap over the same trials), with the folds it wins.
     python benchmarks/cross_subject_folds.py --preset default --epochs 4 \
         --models multihead lda logistic wang_fc --workers auto --out folds.csv
 
-It trains 13 times as much as the notebook's protocol: about 2 h on 2 CPU cores for
-the multi-head ensemble at the default size, minutes on a GPU. ``--folds N`` runs
-the first N folds only. ``--out`` is the per-trial table (fold, model, subject,
-label, prediction), rewritten atomically after each fold, so a stopped run keeps
-the folds it finished.
+It trains 13 times as much as the notebook's protocol: 38 min on 2 CPU cores at the
+default size (the multi-head ensemble 2.5 min a fold). ``--folds N`` runs the first
+N folds only. ``--out`` is the per-trial table (``fold``, ``model``,
+``test_subject``, ``trial``, ``row``, ``label``, ``prediction``, ``correct``),
+rewritten atomically after each fold; run again with the same ``--out``, the script
+keeps the (fold, model) pairs it holds and trains only the others.
+
+Two intervals for each paired difference: one resamples test trials (how sure we
+are about these 13 subjects), the other resamples the folds, i.e. subjects (how
+sure we are about a new subject; wider).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -43,17 +49,31 @@ def summarise(trials: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple[
     ----------
     trials : DataFrame
         One row per (model, test trial): ``fold``, ``model``, ``trial``, ``correct``.
+        Every model must cover the same folds.
+    n_boot : int, default=1000
+        Bootstrap resamples of each interval.
+    seed : int, default=0
+        Seed of the resampling.
 
     Returns
     -------
     accuracy : DataFrame
-        ``model``, ``accuracy``, ``ci_low``, ``ci_high``, ``n_trials``, ``n_folds``.
+        ``model``, ``accuracy``, ``ci_low``, ``ci_high`` (95 %, resampling trials),
+        ``n_trials``, ``n_folds``.
     paired : DataFrame
-        ``model`` (the other model), ``difference`` (multi-head minus it),
-        ``ci_low``, ``ci_high``, ``folds_won`` (folds where the multi-head model
-        is strictly above it), ``n_folds``.
+        ``model`` (the other model), ``difference`` (multi-head minus it, in
+        accuracy), ``ci_low``, ``ci_high`` (resampling the same trials of both),
+        ``ci_low_subjects``, ``ci_high_subjects`` (resampling whole folds, i.e.
+        test subjects), ``folds_won`` (folds where the multi-head model is strictly
+        above it), ``n_folds``.
     """
-    correct = trials.pivot_table(index=["fold", "trial"], columns="model", values="correct").dropna()
+    folds = trials.groupby("model")["fold"].agg(lambda f: tuple(sorted(set(f))))
+    if folds.nunique() > 1:
+        raise ValueError("the models cover different folds: "
+                         + "; ".join(f"{m}: {len(f)} folds" for m, f in folds.items()))
+    correct = trials.pivot_table(index=["fold", "trial"], columns="model", values="correct")
+    if correct.isna().any().any():
+        raise ValueError("the models have different test trials in some fold")
     rows = []
     for model in correct.columns:
         hits = correct[model].to_numpy()
@@ -68,9 +88,12 @@ def summarise(trials: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple[
         for model in correct.columns.drop(multi):
             diff = (correct[multi] - correct[model]).to_numpy()
             low, high = bootstrap_ci(lambda i, d=diff: d[i].mean(), len(diff), n_boot, seed=seed)
+            # folds hold equally many trials here, so the mean over folds is the pooled mean
+            fold_diff = (by_fold[multi] - by_fold[model]).to_numpy()
+            s_low, s_high = bootstrap_ci(lambda i, d=fold_diff: d[i].mean(), len(fold_diff), n_boot, seed=seed)
             paired.append({"model": model, "difference": diff.mean(), "ci_low": low, "ci_high": high,
-                           "folds_won": int((by_fold[multi] > by_fold[model]).sum()),
-                           "n_folds": len(by_fold)})
+                           "ci_low_subjects": s_low, "ci_high_subjects": s_high,
+                           "folds_won": int((fold_diff > 0).sum()), "n_folds": len(by_fold)})
     return accuracy, pd.DataFrame(paired)
 
 
@@ -103,25 +126,26 @@ def main() -> None:
                          batch_size=args.batch_size, lr=args.lr)
     workers = args.workers if args.workers == "auto" else int(args.workers)
     parts = []
+    if args.out and Path(args.out).is_file():  # a stopped run: keep what it finished
+        parts = [pd.read_csv(args.out)]
+        print(f"{args.out}: keeping {parts[0].groupby(['fold', 'model']).ngroups} (fold, model) runs")
+    done = set(map(tuple, parts[0][["fold", "model"]].drop_duplicates().to_numpy())) if parts else set()
     for fold in folds:
         test, val = subjects[fold], subjects[fold - 1]
         split = make_split(data.trials, "cross_subject", val_subjects=[val], test_subjects=[test],
                            seed=args.seed)
-        fold_labels = None
         for model in args.models:
+            if (fold, MODEL_LABELS.get(model, model)) in done:
+                continue
             started = time.time()
             recipe = MULTIHEAD_RECIPE if model == "multihead" else {}
             run = run_classification(data, split, model, config, n_boot=20, n_perm=20,  # pooled below
                                      progress=False, workers=workers, **recipe)
             out = run.predictions
             y_hat = out["logits"].argmax(axis=1)
-            if fold_labels is None:
-                fold_labels = out["y"]
-            elif not np.array_equal(fold_labels, out["y"]):  # the paired comparison needs one order
-                raise RuntimeError(f"fold {fold + 1}: {run.label}'s test trials are not in the first model's order")
             parts.append(pd.DataFrame({
                 "fold": fold, "model": run.label, "test_subject": test, "trial": np.arange(len(y_hat)),
-                "label": out["y"], "prediction": y_hat, "correct": (y_hat == out["y"]).astype(float)}))
+                "row": out["row"], "label": out["y"], "prediction": y_hat, "correct": (y_hat == out["y"]).astype(float)}))
             print(f"fold {fold + 1}/{len(folds)} (test {test}, validation {val}): {run.label} "
                   f"{parts[-1]['correct'].mean():.3f} (validation {run.validation_accuracy:.3f}) "
                   f"in {time.time() - started:.0f} s", flush=True)
@@ -139,15 +163,19 @@ def print_summary(trials: pd.DataFrame, source: str) -> None:
         first = trials[twice].iloc[0]
         raise ValueError(f"{first['model']} has fold {first['fold'] + 1} more than once: pool each "
                          "model's run once")
-    for fold, part in trials.groupby("fold"):  # models pooled from several runs must agree
-        labels = part.pivot_table(index="trial", columns="model", values="label")
-        if labels.isna().any().any() or not labels.eq(labels.iloc[:, 0], axis=0).all().all():
+    # the paired comparison needs every model's test trials in one order: the rows of
+    # the trial table where the CSV has them (older ones only have the labels)
+    key = "row" if "row" in trials and trials["row"].notna().all() else "label"
+    for fold, part in trials.groupby("fold"):
+        same = part.pivot_table(index="trial", columns="model", values=key)
+        if same.isna().any().any() or not same.eq(same.iloc[:, 0], axis=0).all().all():
             raise ValueError(f"fold {fold + 1}: the models' test trials differ (other twin, seed or split?)")
     accuracy, paired = summarise(trials)
     print(f"\n{source}\n")
     print(accuracy.to_markdown(index=False, floatfmt=".3f"))
     if len(paired):
-        print("\nmulti-head model minus each other model, paired over the same test trials:\n")
+        print("\nmulti-head model minus each other model, paired over the same test trials "
+              "(ci_*: resampling trials; ci_*_subjects: resampling the test subjects):\n")
         print(paired.to_markdown(index=False, floatfmt=".3f"))
 
 

@@ -347,7 +347,7 @@ def main() -> None:
                         help="with --budget-seconds: keep fit's schedule (cosine to "
                              "zero at --epochs) instead of ending it with the budget")
     parser.add_argument("--no-nan-fill", action="store_true")
-    parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=MODELS)
     parser.add_argument("--plain-multihead", action="store_true",
                         help="the handout's multi-head model without the recipe's changes")
     parser.add_argument("--ceiling", action="store_true",
@@ -371,6 +371,8 @@ def main() -> None:
             failed.append(model)
             print(f"FAILED: {model} (exit code {child.exitcode})", flush=True)
             continue
+        if child.exitcode != 0:
+            print(f"warning: {model} sent its results but exited with code {child.exitcode}", flush=True)
         rows.append(row)
         # each result as it comes, so that a run stopped part-way keeps the finished models
         print(f"done: {row['model']} in {row['wall_seconds']:.0f} s: test accuracy "

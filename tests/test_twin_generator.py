@@ -30,6 +30,8 @@ def test_workers_write_the_same_bytes(tmp_path):
     make_twin(tmp_path / "one", **kwargs)
     make_twin(tmp_path / "two", workers=2, **kwargs)
     assert digest(tmp_path / "one") == digest(tmp_path / "two")
+    with pytest.raises(ValueError, match="positive number"):
+        make_twin(tmp_path / "none", preset="tiny", workers=0)
 
 
 def test_twin_refuses_to_overwrite(tmp_path, small_root):

@@ -751,7 +751,9 @@ def make_twin(
         Processes that draw and write runs side by side, each with one BLAS thread.
         Each run is drawn from its own seed, so the bytes do not depend on it. On 2
         cores, 2 workers write the ``default`` twin 1.7x as fast as one process
-        (``benchmarks/twin_writing.py``); memory grows to one run per worker.
+        (``benchmarks/twin_writing.py``). Each worker imports eegkit (and torch) and
+        draws its own copy of the ground truth. They are spawned, so a script that
+        calls this with ``workers > 1`` needs an ``if __name__ == "__main__":`` guard.
     **overrides
         Fields of :class:`TwinPreset` to replace (e.g. ``subjects=("sub-02",)``).
 
@@ -762,6 +764,8 @@ def make_twin(
     """
     if layout not in ("course", "openneuro"):
         raise ValueError(f"layout must be 'course' or 'openneuro', not {layout!r}")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers={workers!r}: give a positive number of processes")
     root = Path(root)
     if root.exists():
         if not overwrite:
@@ -805,21 +809,25 @@ def _write_runs(partial: Path, model: TwinModel, layout: str, seed: int, progres
         for ses in range(preset.n_sessions)
         for r in range(preset.n_runs)
     ]
-    bar = tqdm(total=len(jobs), desc=f"twin {preset.name}", unit="run", disable=not progress)
-    if workers <= 1:
-        for job in jobs:
-            _write_run(partial, eeg_root, model, job)
-            bar.update()
-    else:
-        # spawn, not fork: a fork of a process that already ran torch's thread pools can hang
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_run_writer,
-                                 initargs=(preset, seed)) as pool:
-            for future in as_completed([pool.submit(_write_run_in_worker, partial, eeg_root, job)
-                                        for job in jobs]):
-                future.result()  # a failed run stops the twin here
+    workers = min(workers, len(jobs))
+    with tqdm(total=len(jobs), desc=f"twin {preset.name}", unit="run", disable=not progress) as bar:
+        if workers == 1:
+            for job in jobs:
+                _write_run(partial, eeg_root, model, job)
                 bar.update()
-    bar.close()
+        else:
+            # spawn, not fork: a fork of a process that already ran torch's thread pools can hang
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_init_run_writer, initargs=(preset, seed))
+            try:
+                for future in as_completed([pool.submit(_write_run_in_worker, partial, eeg_root, job)
+                                            for job in jobs]):
+                    future.result()  # the first failed run raises here
+                    bar.update()
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # drop the queued runs; the .partial folder goes
+                raise
+            pool.shutdown()
 
     manifest = {
         "generator": "eegkit.twin.make_twin",
