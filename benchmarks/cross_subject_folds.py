@@ -48,8 +48,9 @@ def summarise(trials: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple[
     Parameters
     ----------
     trials : DataFrame
-        One row per (model, test trial): ``fold``, ``model``, ``trial``, ``correct``.
-        Every model must cover the same folds.
+        One row per (model, test trial): ``fold``, ``model``, ``trial``, ``correct``,
+        and ``row`` or ``label``. Every model must have the same folds and, in each,
+        the same test trials in the same order (else ValueError).
     n_boot : int, default=1000
         Bootstrap resamples of each interval.
     seed : int, default=0
@@ -67,13 +68,8 @@ def summarise(trials: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple[
         test subjects), ``folds_won`` (folds where the multi-head model is strictly
         above it), ``n_folds``.
     """
-    folds = trials.groupby("model")["fold"].agg(lambda f: tuple(sorted(set(f))))
-    if folds.nunique() > 1:
-        raise ValueError("the models cover different folds: "
-                         + "; ".join(f"{m}: {len(f)} folds" for m, f in folds.items()))
+    _check_paired(trials)
     correct = trials.pivot_table(index=["fold", "trial"], columns="model", values="correct")
-    if correct.isna().any().any():
-        raise ValueError("the models have different test trials in some fold")
     rows = []
     for model in correct.columns:
         hits = correct[model].to_numpy()
@@ -95,6 +91,26 @@ def summarise(trials: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple[
                            "ci_low_subjects": s_low, "ci_high_subjects": s_high,
                            "folds_won": int((fold_diff > 0).sum()), "n_folds": len(by_fold)})
     return accuracy, pd.DataFrame(paired)
+
+
+def _check_paired(trials: pd.DataFrame) -> None:
+    """Raise unless every model has each fold once, the same folds, and the same test
+    trials in the same order (pooled CSVs may come from other runs)."""
+    twice = trials.duplicated(["fold", "model", "trial"])
+    if twice.any():
+        first = trials[twice].iloc[0]
+        raise ValueError(f"{first['model']} has fold {first['fold'] + 1} more than once: pool each "
+                         "model's run once")
+    folds = trials.groupby("model")["fold"].agg(lambda f: tuple(sorted(set(f))))
+    if folds.nunique() > 1:
+        raise ValueError("the models cover different folds: "
+                         + "; ".join(f"{m}: {len(f)} folds" for m, f in folds.items()))
+    # the rows of the trial table where the CSV has them (older ones only have the labels)
+    key = "row" if "row" in trials and trials["row"].notna().all() else "label"
+    for fold, part in trials.groupby("fold"):
+        same = part.pivot_table(index="trial", columns="model", values=key)
+        if same.isna().any().any() or not same.eq(same.iloc[:, 0], axis=0).all().all():
+            raise ValueError(f"fold {fold + 1}: the models' test trials differ (other twin, seed or split?)")
 
 
 def main() -> None:
@@ -158,18 +174,6 @@ def main() -> None:
 
 def print_summary(trials: pd.DataFrame, source: str) -> None:
     """Print :func:`summarise`'s two tables under a line saying where ``trials`` came from."""
-    twice = trials.duplicated(["fold", "model", "trial"])
-    if twice.any():
-        first = trials[twice].iloc[0]
-        raise ValueError(f"{first['model']} has fold {first['fold'] + 1} more than once: pool each "
-                         "model's run once")
-    # the paired comparison needs every model's test trials in one order: the rows of
-    # the trial table where the CSV has them (older ones only have the labels)
-    key = "row" if "row" in trials and trials["row"].notna().all() else "label"
-    for fold, part in trials.groupby("fold"):
-        same = part.pivot_table(index="trial", columns="model", values=key)
-        if same.isna().any().any() or not same.eq(same.iloc[:, 0], axis=0).all().all():
-            raise ValueError(f"fold {fold + 1}: the models' test trials differ (other twin, seed or split?)")
     accuracy, paired = summarise(trials)
     print(f"\n{source}\n")
     print(accuracy.to_markdown(index=False, floatfmt=".3f"))
