@@ -23,6 +23,11 @@ keeps the (fold, model) pairs it holds and trains only the others.
 Two intervals for each paired difference: one resamples test trials (how sure we
 are about these 13 subjects), the other resamples the folds, i.e. subjects (how
 sure we are about a new subject; wider).
+
+Each CSV row records the twin's ``seed``, so ``--summarise`` can also pool runs on
+different twins (``--seed 0`` and ``--seed 1``: 26 held-out subjects of two cohorts);
+a fold is then one (seed, held-out subject), and the subject-level interval
+resamples all of them.
 """
 
 from __future__ import annotations
@@ -49,8 +54,10 @@ def summarise(trials: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple[
     ----------
     trials : DataFrame
         One row per (model, test trial): ``fold``, ``model``, ``trial``, ``correct``,
-        and ``row`` or ``label``. Every model must have the same folds and, in each,
-        the same test trials in the same order (else ValueError).
+        ``row`` or ``label``, and optionally ``seed`` (the twin's; then a fold is a
+        (seed, fold) pair, so runs on several twins pool). Every model must have the
+        same folds and, in each, the same test trials in the same order (else
+        ValueError).
     n_boot : int, default=1000
         Bootstrap resamples of each interval.
     seed : int, default=0
@@ -68,6 +75,7 @@ def summarise(trials: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple[
         test subjects), ``folds_won`` (folds where the multi-head model is strictly
         above it), ``n_folds``.
     """
+    trials = trials.assign(fold=_fold_labels(trials))
     _check_paired(trials)
     correct = trials.pivot_table(index=["fold", "trial"], columns="model", values="correct")
     rows = []
@@ -93,14 +101,27 @@ def summarise(trials: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple[
     return accuracy, pd.DataFrame(paired)
 
 
+def _fold_labels(trials: pd.DataFrame) -> pd.Series:
+    """Each row's fold as a label for tables and errors: "fold 3", or "seed 1, fold 3"
+    when the table records the twin's seed (folds of different twins are different
+    held-out subjects)."""
+    labels = "fold " + (trials["fold"] + 1).astype(str)
+    if "seed" in trials:
+        if trials["seed"].isna().any():
+            raise ValueError("some rows have no seed: pool CSVs that all record it (rerun the older "
+                             "ones, or add the seed they were run with as a 'seed' column)")
+        labels = "seed " + trials["seed"].astype(int).astype(str) + ", " + labels
+    return labels
+
+
 def _check_paired(trials: pd.DataFrame) -> None:
     """Raise unless every model has each fold once, the same folds, and the same test
     trials in the same order (pooled CSVs may come from other runs)."""
     twice = trials.duplicated(["fold", "model", "trial"])
     if twice.any():
         first = trials[twice].iloc[0]
-        raise ValueError(f"{first['model']} has fold {first['fold'] + 1} more than once: pool each "
-                         "model's run once")
+        raise ValueError(f"{first['model']} has {first['fold']} more than once: pool each model's run "
+                         "once (runs on different twins need a 'seed' column)")
     folds = trials.groupby("model")["fold"].agg(lambda f: tuple(sorted(set(f))))
     if folds.nunique() > 1:
         raise ValueError("the models cover different folds: "
@@ -110,7 +131,7 @@ def _check_paired(trials: pd.DataFrame) -> None:
     for fold, part in trials.groupby("fold"):
         same = part.pivot_table(index="trial", columns="model", values=key)
         if same.isna().any().any() or not same.eq(same.iloc[:, 0], axis=0).all().all():
-            raise ValueError(f"fold {fold + 1}: the models' test trials differ (other twin, seed or split?)")
+            raise ValueError(f"{fold}: the models' test trials differ (other twin, seed or split?)")
 
 
 def main() -> None:
@@ -144,6 +165,9 @@ def main() -> None:
     parts = []
     if args.out and Path(args.out).is_file():  # a stopped run: keep what it finished
         parts = [pd.read_csv(args.out)]
+        if "seed" in parts[0] and set(parts[0]["seed"]) != {args.seed}:
+            raise SystemExit(f"{args.out} holds folds of twin seed {sorted(set(parts[0]['seed']))}, not "
+                             f"{args.seed}: give this run another --out")
         print(f"{args.out}: keeping {parts[0].groupby(['fold', 'model']).ngroups} (fold, model) runs")
     done = set(map(tuple, parts[0][["fold", "model"]].drop_duplicates().to_numpy())) if parts else set()
     for fold in folds:
@@ -160,7 +184,7 @@ def main() -> None:
             out = run.predictions
             y_hat = out["logits"].argmax(axis=1)
             parts.append(pd.DataFrame({
-                "fold": fold, "model": run.label, "test_subject": test, "trial": np.arange(len(y_hat)),
+                "seed": args.seed, "fold": fold, "model": run.label, "test_subject": test, "trial": np.arange(len(y_hat)),
                 "row": out["row"], "label": out["y"], "prediction": y_hat, "correct": (y_hat == out["y"]).astype(float)}))
             print(f"fold {fold + 1}/{len(folds)} (test {test}, validation {val}): {run.label} "
                   f"{parts[-1]['correct'].mean():.3f} (validation {run.validation_accuracy:.3f}) "
