@@ -9,6 +9,7 @@ from eegkit import CATEGORIES
 from eegkit.data.splits import make_split
 from eegkit.retrieval import references
 from eegkit.retrieval.clip import caption_bank
+from eegkit.retrieval.evaluate import SELECTION_METRICS
 
 
 def test_classify_then_retrieve_ties_the_captions_of_a_category(small_data):
@@ -43,6 +44,9 @@ def test_linear_map_is_fitted_on_the_training_split_and_chosen_on_validation(sma
                                              bertscore_model=False)
     assert fitted == [len(split.train)] * 2 and scaled == [len(split.train)]
     assert linear.alpha in (1.0, 1e3) and list(linear.validation["alpha"]) == [1.0, 1e3]
+    # the strength with the best validation selection score (the three metrics the rows are judged on)
+    scores = linear.validation.set_index("alpha")[list(SELECTION_METRICS)].sum(axis=1)
+    assert linear.alpha == scores.idxmax()
     assert len(linear.test.per_query) == len(split.test)
     assert {"Recall@5 (instance)", "Recall@1 (class-aware)"} <= set(linear.test.scores["metric"])
     assert linear.test.matched is not None
@@ -67,3 +71,42 @@ def test_within_category_scores_are_chance_for_classify_then_retrieve_and_one_fo
     table = within_category(ranked, n_boot=20).set_index("metric")
     np.testing.assert_allclose(table.loc[["Recall@1 (instance)", "MAP (instance)"], "value"], 1.0)
     assert table.loc["Recall@1 (instance)", "chance"] < 1
+
+
+def test_selection_score_sums_the_three_judged_metrics_and_names_what_is_missing():
+    from eegkit.retrieval.evaluate import selection_score
+
+    judged = {"recall@5": 0.07, "class_recall@1": 0.27, "ap": 0.06}
+    assert selection_score(judged) == pytest.approx(0.40)
+    # class-aware Recall@5 (which rewards five categories in the top five) does not count
+    assert selection_score({**judged, "class_recall@5": 0.9}) == selection_score(judged)
+    with pytest.raises(KeyError, match="missing \\['ap'\\]"):
+        selection_score({"recall@5": 0.07, "class_recall@1": 0.27})
+
+
+def test_versus_references_compares_the_chosen_row_with_each_reference_metric_by_metric():
+    import pandas as pd
+
+    from eegkit.retrieval.evaluate import TARGET_METRICS, versus_references
+
+    def row(queries, r5, c1, ap, chosen=None):
+        return {"queries": queries, "Recall@5 (instance)": r5, "Recall@1 (class-aware)": c1,
+                "MAP (instance)": ap, "Recall@5 (instance) CI": "0.1-0.2", "chosen on validation": chosen}
+
+    table = pd.DataFrame([row("classify-then-retrieve (LDA)", 0.067, 0.262, 0.058),
+                          row("linear map (ridge, alpha 100)", 0.016, 0.058, 0.020),
+                          row("EEG", 0.030, 0.300, 0.010, chosen=False),
+                          row("EEG", 0.069, 0.273, 0.058, chosen=True),
+                          row("chance (random ranking)", 0.013, 0.050, 0.017)])
+    versus = versus_references(table).set_index("metric")
+    assert list(versus.index) == list(TARGET_METRICS)
+    assert versus.loc["Recall@5 (instance)", "chosen"] == 0.069
+    assert versus.loc["Recall@5 (instance)", "chosen CI"] == "0.1-0.2"
+    assert versus.loc["Recall@1 (class-aware)", "classify-then-retrieve (LDA)"] == 0.262
+    assert versus.loc["MAP (instance)", "chance"] == 0.017
+    # strictly above each reference: a tie with classify-then-retrieve is not a win
+    assert list(versus["above every reference"]) == [True, True, False]
+    with pytest.raises(ValueError, match="exactly one row"):
+        versus_references(table.assign(**{"chosen on validation": True}))
+    with pytest.raises(ValueError, match="'linear map', found 0"):
+        versus_references(table.drop(index=1))

@@ -107,7 +107,7 @@ def test_category_prior_from_a_classifier_weighs_its_log_probabilities(small_dat
                 run.fit.model.text.embed_all().detach().numpy(), "cpu", n_boot=None,
                 prior_weights=config.prior_weights, temperature=config.temperature, category_prior=prior,
                 part="validation")
-    selection = {w: r.per_query["recall@5"].mean() + r.per_query["class_recall@5"].mean() for w, r in val.items()}
+    selection = {w: sum(r.per_query[m].mean() for m in ("recall@5", "class_recall@1", "ap")) for w, r in val.items()}
     assert selection[run.prior_weight] == max(selection.values())
     # the test ranking: cosine + w * temperature * the classifier's log p(category)
     config = RetrievalConfig(lambdas={"infonce": 1.0}, prior_weights=(2.0,), encoder_kwargs=ENCODER,
@@ -158,13 +158,13 @@ def test_category_prior_is_chosen_on_validation_and_ranks_by_cosine_plus_log_pro
     expected = out["eeg"] @ text.T + run.prior_weight * config.temperature * out["log_proba"][:, bank["category_id"]]
     np.testing.assert_allclose(run.test.similarity, expected, rtol=1e-4, atol=1e-5)
     assert not np.allclose(out["log_proba"], out["log_proba"][:1])  # the prior differs between trials
-    # w is the best on the validation trials (instance + class-aware Recall@5)
+    # w is the best on the validation trials (instance Recall@5 + class-aware Recall@1 + MAP)
     from eegkit.retrieval.runner import _rank
 
     lookup = subject_lookup(sets.train_subjects, small_data.subjects)
     val = _rank(model, sets.val, lookup, model.text.embed_all().detach().numpy(), "cpu", n_boot=None,
                 prior_weights=config.prior_weights, temperature=config.temperature)
-    selection = {w: r.per_query["recall@5"].mean() + r.per_query["class_recall@5"].mean() for w, r in val.items()}
+    selection = {w: sum(r.per_query[m].mean() for m in ("recall@5", "class_recall@1", "ap")) for w, r in val.items()}
     assert selection[run.prior_weight] == max(selection.values())
     assert run.validation["recall@5"] == val[run.prior_weight].per_query["recall@5"].mean()
     # the category head started from the Task 1 heads given

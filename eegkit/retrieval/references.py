@@ -24,7 +24,8 @@ from eegkit.data.loading import EEGData
 from eegkit.data.splits import Split
 from eegkit.models.classical import split_features
 from eegkit.retrieval.clip import Clip, caption_bank, caption_texts, embed_texts
-from eegkit.retrieval.evaluate import RankedCaptions, rank_by_scores, rank_captions, selection_score
+from eegkit.retrieval.evaluate import (SELECTION_METRICS, RankedCaptions, rank_by_scores, rank_captions,
+                                       selection_score)
 
 #: Ridge strengths tried on validation (features are z-scored, so these span weak to strong).
 RIDGE_ALPHAS = (1e1, 1e2, 1e3, 1e4, 1e5)
@@ -61,7 +62,7 @@ class LinearMap:
     alpha : float
         The chosen ridge strength.
     validation : DataFrame
-        ``alpha`` and the mean validation ``recall@5`` and ``class_recall@5`` of each
+        ``alpha`` and the mean validation scores of ``SELECTION_METRICS`` of each
         strength tried.
     test : RankedCaptions
     """
@@ -77,9 +78,10 @@ def linear_map_retrieval(data: EEGData, split: Split, clip: Clip, *, alphas=RIDG
 
     Features are :func:`eegkit.models.classical.split_features` (binned, z-scored per
     subject with training statistics); targets are the frozen CLIP's unit-norm text
-    embeddings of each training trial's caption. ``alpha`` maximises validation
-    instance + class-aware Recall@5 (each validation trial ranking the validation
-    bank), then the test trials rank the test bank.
+    embeddings of each training trial's caption. ``alpha`` maximises the validation
+    ``selection_score`` (instance Recall@5 + class-aware Recall@1 + instance MAP, each
+    validation trial ranking the validation bank), then the test trials rank the test
+    bank.
     """
     trials = data.trials
     text = embed_texts(clip, caption_texts(data), progress=False)  # (n_captions, dim)
@@ -97,8 +99,8 @@ def linear_map_retrieval(data: EEGData, split: Split, clip: Clip, *, alphas=RIDG
     for alpha in alphas:
         model = Ridge(alpha=alpha).fit(Z["train"], Y_train)
         per_query = ranking(model, "val", n_boot=None).per_query
-        tried.append({"alpha": alpha, "recall@5": float(per_query["recall@5"].mean()),
-                      "class_recall@5": float(per_query["class_recall@5"].mean()), "model": model})
+        tried.append({"alpha": alpha, **{name: float(per_query[name].mean()) for name in SELECTION_METRICS},
+                      "model": model})
     best = max(tried, key=selection_score)
     test = ranking(best["model"], "test", n_boot=n_boot, seed=seed, bertscore_model=bertscore_model)
     validation = pd.DataFrame([{k: v for k, v in t.items() if k != "model"} for t in tried])

@@ -24,14 +24,14 @@ from eegkit.data.splits import Split
 from eegkit.data.torchdata import EEGTrialDataset, SplitDatasets
 from eegkit.models import subject_lookup
 from eegkit.retrieval.clip import Clip, caption_bank, caption_texts, embed_images, embed_texts
-from eegkit.retrieval.evaluate import RankedCaptions, rank_captions, scores_row, selection_score
+from eegkit.retrieval.evaluate import SELECTION_METRICS, RankedCaptions, rank_captions, scores_row, selection_score
 from eegkit.retrieval.losses import TERM_LABELS, CombinedLoss, make_loss, teacher_distribution
 from eegkit.retrieval.model import EEGCaptionModel, RetrievalObjective, _encoded, eeg_outputs, load_encoder_weights
 from eegkit.retrieval.textencoder import STRATEGIES, CaptionEncoder
 from eegkit.train import FitResult, TrainConfig, fit, resolve_device, run_key, seed_everything
 
 #: Mean validation scores recorded for choosing a configuration without the test split.
-VALIDATION_COLUMNS = ("recall@5", "class_recall@5", "ap", "class_ap")
+VALIDATION_COLUMNS = tuple(dict.fromkeys((*SELECTION_METRICS, "class_recall@5", "class_ap")))
 #: Arguments of :class:`CombinedLoss` besides the lambdas; those that are fields of
 #: :class:`RetrievalConfig` are passed on by :meth:`RetrievalConfig.make_loss`.
 _LOSS_SETTINGS = tuple(name for name in inspect.signature(CombinedLoss).parameters if name != "lambdas")
@@ -79,7 +79,8 @@ class RetrievalConfig:
         Rank captions by ``cos(eeg, caption) / temperature + w * log p(category |
         EEG)``, with ``p`` from the category head (a ``ce`` term) or from a Task 1
         classifier (``run_retrieval(category_prior=...)``), and ``w`` the one of these
-        with the best validation score (instance + class-aware Recall@5). ``w = 0``
+        with the best validation score (``selection_score``: instance Recall@5 +
+        class-aware Recall@1 + instance MAP). ``w = 0``
         ranks by the embedding alone; a positive ``w`` factorises the caption's
         probability into the category's probability, from the classifier, times the
         caption's within the category, from the embedding.
@@ -223,7 +224,7 @@ class RetrievalRun:
 
     #: How the EEG encoder started: "Task 1" (given weights) or "random".
     encoder_init: str = "random"
-    #: Mean validation scores (``recall@5``, ``class_recall@5``, ``ap``), for choosing
+    #: Mean validation scores (``VALIDATION_COLUMNS``), for choosing
     #: a configuration without looking at the test split.
     validation: dict = field(default_factory=dict)
     #: The category-prior weight chosen on validation (0: the embedding alone).
@@ -235,7 +236,7 @@ class RetrievalRun:
 
     @property
     def selection_score(self) -> float:
-        """Validation instance + class-aware Recall@5 (the criterion of the issue, on validation)."""
+        """Validation instance Recall@5 + class-aware Recall@1 + instance MAP (``selection_score``)."""
         return selection_score(self.validation)
 
     @property
