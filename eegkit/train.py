@@ -17,6 +17,7 @@ import math
 import os
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -155,11 +156,17 @@ class SubjectBalancedSampler(Sampler[int]):
 
 @dataclass
 class StepOutput:
-    """What an objective returns for one batch."""
+    """What an objective returns for one batch.
+
+    ``extra`` holds further counts of hits among the batch's ``n`` items (e.g. a
+    retrieval objective's category-level hits); :func:`fit` sums them over an epoch
+    and records each as ``train_<name>`` and ``val_<name>``, a share of the items.
+    """
 
     loss: torch.Tensor
     n_correct: int = 0
     n: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
 
 
 class ClassificationObjective:
@@ -314,17 +321,24 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
 
 
 def evaluate_loss(model: nn.Module, objective, loader: DataLoader, device: torch.device,
-                  amp: bool = False) -> tuple[float, float]:
-    """Mean loss and accuracy of ``objective`` over a loader, without gradients."""
+                  amp: bool = False, with_extra: bool = False) -> tuple:
+    """Mean loss and accuracy of ``objective`` over a loader, without gradients.
+
+    With ``with_extra`` a third item: each of the objective's ``StepOutput.extra``
+    counts as a share of the items (a dict, empty when it has none).
+    """
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
+    extra: Counter = Counter()
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         for batch in loader:
             out = objective(model, _to_device(batch, device))
             total_loss += float(out.loss) * len(batch["X"])
             correct += out.n_correct
+            extra.update(out.extra)
             count += len(batch["X"])
-    return total_loss / max(count, 1), correct / max(count, 1)
+    result = (total_loss / max(count, 1), correct / max(count, 1))
+    return (*result, {k: v / max(count, 1) for k, v in extra.items()}) if with_extra else result
 
 
 def fit(
@@ -417,6 +431,7 @@ def fit(
             model.train()
             started = time.time()
             total_loss, correct, count = 0.0, 0, 0
+            extra: Counter = Counter()
             bar = tqdm(train_loader, desc=f"{name} epoch {epoch + 1}/{config.max_epochs}",
                        leave=False, disable=not progress)
             for batch in bar:
@@ -432,14 +447,18 @@ def fit(
                 n = len(batch["X"])
                 total_loss += float(out.loss.detach()) * n
                 correct += out.n_correct
+                extra.update(out.extra)
                 count += n
                 bar.set_postfix(loss=f"{total_loss / count:.3f}", acc=f"{correct / count:.3f}")
             seconds = time.time() - started
-            val_loss, val_acc = evaluate_loss(model, objective, val_loader, device, amp)
+            val_loss, val_acc, val_extra = evaluate_loss(model, objective, val_loader, device, amp,
+                                                         with_extra=True)
             state["history"].append({
                 "epoch": epoch + 1, "train_loss": total_loss / count, "train_acc": correct / count,
                 "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
                 "seconds": seconds, "train_trials_per_second": count / seconds,
+                **{f"train_{k}": v / count for k, v in extra.items()},
+                **{f"val_{k}": v for k, v in val_extra.items()},
             })
             state["train_seconds"] += seconds
             if val_loss < state["best_loss"]:

@@ -245,8 +245,11 @@ save_table(within.round(4), "05_within_category", figures_dir)
 display(within.round(3))
 
 # %%
+# In-batch accuracy of the caption itself, and of its category (any caption of the trial's
+# category ranked first among the batch's captions).
 fig = plots.plot_learning_curves({run.label: run.fit.history for run in runs}, loss_label="training objective",
-                                 acc_label="in-batch caption accuracy", chance=None)
+                                 acc_label="in-batch caption accuracy", chance=None,
+                                 extra_panels={"category_acc": "in-batch category accuracy"})
 save_figure(fig, "05_learning_curves", figures_dir, synthetic=synthetic)
 
 # %%

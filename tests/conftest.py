@@ -135,9 +135,10 @@ def scripted_validation(monkeypatch):
 
     snapshots = []
 
-    def scripted(model, objective, loader, device, amp=False):
+    def scripted(model, objective, loader, device, amp=False, with_extra=False):
         snapshots.append(copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()}))
-        return SCRIPTED_VAL_LOSSES[len(snapshots) - 1], 0.0
+        result = (SCRIPTED_VAL_LOSSES[len(snapshots) - 1], 0.0)
+        return (*result, {}) if with_extra else result
 
     monkeypatch.setattr(train, "evaluate_loss", scripted)
     return snapshots

@@ -43,3 +43,22 @@ def test_every_notebook_marks_its_figures_when_the_data_is_the_twin():
         calls = source.count("save_figure(")
         assert calls > 0 and source.count("synthetic=synthetic") == calls, notebook.name
         assert "synthetic = data.twin is not None" in source, notebook.name
+
+
+def test_learning_curves_draw_an_extra_panel_for_the_histories_that_have_it():
+    import pandas as pd
+
+    from eegkit.report import plots
+
+    epochs = [1, 2, 3]
+    base = {"epoch": epochs, "train_loss": [3, 2, 1], "val_loss": [3, 2.5, 2.4], "train_acc": [0.1, 0.2, 0.3],
+            "val_acc": [0.1, 0.1, 0.1]}
+    new = pd.DataFrame({**base, "train_category_acc": [0.2, 0.4, 0.6], "val_category_acc": [0.2, 0.25, 0.3]})
+    old = pd.DataFrame(base)  # e.g. a run reused from a checkpoint written before the column existed
+    fig = plots.plot_learning_curves({"new": new, "old": old}, chance=None,
+                                     extra_panels={"category_acc": "in-batch category accuracy"})
+    loss, acc, category = fig.axes
+    assert category.get_ylabel() == "in-batch category accuracy"
+    assert len(acc.lines) == 4 and len(category.lines) == 2  # training and validation of "new" only
+    assert list(category.lines[1].get_ydata()) == [0.2, 0.25, 0.3]
+    assert len(plots.plot_learning_curves({"old": old}).axes) == 2

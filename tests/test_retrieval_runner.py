@@ -30,6 +30,12 @@ def test_run_retrieval_scores_the_test_split(small_data, random_clip, strategy):
     assert (run.test.per_query["caption_id"].to_numpy() == test_rows["caption_id"].to_numpy()).all()
     assert set(run.test.bank["caption_id"]) == set(test_rows["caption_id"])
     assert {"Recall@5 (instance)", "MAP (class-aware)"} <= set(run.test.scores["metric"])
+    # the learning curves' in-batch category accuracy: a trial whose own caption ranks first
+    # in its batch is a category hit too
+    history = run.fit.history
+    for part in ("train", "val"):
+        assert history[f"{part}_category_acc"].between(0, 1).all()
+        assert (history[f"{part}_category_acc"] >= history[f"{part}_acc"]).all()
     row = run.summary_row()
     # Counted here from the parameter names: only LoRA's low-rank matrices may train.
     lora = sum(p.numel() for name, p in run.fit.model.text.named_parameters() if "lora_" in name)

@@ -51,6 +51,25 @@ def test_fit_learns_and_records_history():
     assert out["logits"].shape == (64, 4) and (out["logits"].argmax(1) == out["y"]).mean() > 0.8
 
 
+def test_fit_records_an_objectives_extra_counts_as_shares_of_the_trials():
+    from eegkit.train import StepOutput
+
+    class WithEvenLabels(ClassificationObjective):
+        """Classification plus one extra count: the batch's trials with an even label."""
+
+        def __call__(self, model, batch):
+            out = super().__call__(model, batch)
+            return StepOutput(out.loss, out.n_correct, out.n, extra={"even": int((batch["y"] % 2 == 0).sum())})
+
+    train_set, val_set = EasyTrials(96, 0), EasyTrials(40, 1)
+    history = fit(small_model(), WithEvenLabels(), train_set, val_set, CONFIG, progress=False).history
+    # every epoch sees every trial once, so the shares are those of the whole sets
+    np.testing.assert_allclose(history["train_even"], float((train_set.y % 2 == 0).float().mean()))
+    np.testing.assert_allclose(history["val_even"], float((val_set.y % 2 == 0).float().mean()))
+    plain = fit(small_model(), ClassificationObjective(), train_set, val_set, CONFIG, progress=False).history
+    assert not any(c.endswith("_even") for c in plain.columns)
+
+
 def test_same_seed_same_weights():
     a = fit(small_model(), ClassificationObjective(), EasyTrials(96, 0), EasyTrials(32, 1), CONFIG, progress=False)
     b = fit(small_model(), ClassificationObjective(), EasyTrials(96, 0), EasyTrials(32, 1), CONFIG, progress=False)

@@ -187,10 +187,11 @@ def plot_images(image_paths: Sequence[str], captions: Sequence[str], n_cols: int
 
 
 def plot_learning_curves(histories: dict[str, pd.DataFrame], loss_label: str = "cross-entropy",
-                         acc_label: str = "accuracy", chance: float | None = 1 / len(CATEGORIES)):
+                         acc_label: str = "accuracy", chance: float | None = 1 / len(CATEGORIES),
+                         extra_panels: dict[str, str] | None = None):
     """Train and validation loss and accuracy per epoch, one colour per model.
 
-    The legend sits below both panels; every model has its own colour.
+    The legend sits below the panels; every model has its own colour.
 
     Parameters
     ----------
@@ -200,22 +201,32 @@ def plot_learning_curves(histories: dict[str, pd.DataFrame], loss_label: str = "
         Axis labels (retrieval runs track a combined loss and in-batch caption accuracy).
     chance : float or None, default=1/20
         Drawn on the accuracy panel when given.
+    extra_panels : dict of str -> str, optional
+        One more panel per entry: a ``StepOutput.extra`` name (the history's
+        ``train_<name>`` / ``val_<name>`` columns) and its axis label, e.g.
+        ``{"category_acc": "in-batch category accuracy"}``. Histories without the
+        columns (runs reused from older checkpoints) are left out of that panel.
     """
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(8, 3.2 + 0.17 * len(histories)),
-                                          layout="constrained")
+    panels = [("loss", loss_label, "Loss"), ("acc", acc_label, acc_label.capitalize())]
+    panels += [(name, label, label.capitalize()) for name, label in (extra_panels or {}).items()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2 + 0.17 * len(histories)),
+                             layout="constrained")
     handles = []
     for colour, (label, history) in zip(_colours(len(histories)), histories.items()):
-        for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
+        line = None
+        for ax, (metric, _, _) in zip(axes, panels):
+            if f"val_{metric}" not in history:
+                continue
             ax.plot(history["epoch"], history[f"train_{metric}"], "--", color=colour, alpha=0.7)
             (line,) = ax.plot(history["epoch"], history[f"val_{metric}"], "-o", color=colour,
                               ms=3, label=label)
         handles.append(line)
     handles += [plt.Line2D([], [], color="black", ls="--", label="training"),
                 plt.Line2D([], [], color="black", ls="-", marker="o", ms=3, label="validation")]
-    ax_loss.set(xlabel="epoch", ylabel=loss_label, title="Loss")
+    for ax, (_, ylabel, title) in zip(axes, panels):
+        ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     if chance is not None:
-        handles.append(ax_acc.axhline(chance, color="grey", ls=":", label="chance"))
-    ax_acc.set(xlabel="epoch", ylabel=acc_label, title=acc_label.capitalize())
+        handles.append(axes[1].axhline(chance, color="grey", ls=":", label="chance"))
     fig.legend(handles=handles, loc="outside lower center", ncol=2 if len(histories) > 3 else 6,
                fontsize=8, frameon=False)
     return fig

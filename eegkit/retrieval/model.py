@@ -104,8 +104,10 @@ class RetrievalObjective:
     Notes
     -----
     ``StepOutput.n_correct`` counts trials whose most similar caption among the
-    batch's distinct captions is their own ("in-batch caption accuracy"), a cheap
-    learning-curve signal; the real scores come from the full test bank. During
+    batch's captions is their own ("in-batch caption accuracy"), and
+    ``extra["category_acc"]`` those whose most similar caption is of their own
+    category (in-batch category accuracy, the class-aware counterpart), cheap
+    learning-curve signals; the real scores come from the full test bank. During
     validation the warm-up is ignored, so validation losses of all epochs compare.
     """
 
@@ -147,7 +149,8 @@ class RetrievalObjective:
         with torch.no_grad():
             best = (out["eeg"] @ txt.T).argmax(dim=1)
             correct = int((caption_ids[best] == caption_ids).sum())
-        return StepOutput(total, correct, len(caption_ids))
+            category_correct = int((batch["y"][best] == batch["y"]).sum())
+        return StepOutput(total, correct, len(caption_ids), extra={"category_acc": category_correct})
 
 
 class EncodedTrials(EEGTrialDataset):
