@@ -75,8 +75,8 @@ def summarise(trials: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple[
         test subjects), ``folds_won`` (folds where the multi-head model is strictly
         above it), ``n_folds``.
     """
-    trials = trials.assign(fold=_fold_labels(trials))
-    _check_paired(trials)
+    trials, labels = _fold_index(trials)
+    _check_paired(trials, labels)
     correct = trials.pivot_table(index=["fold", "trial"], columns="model", values="correct")
     rows = []
     for model in correct.columns:
@@ -101,27 +101,33 @@ def summarise(trials: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple[
     return accuracy, pd.DataFrame(paired)
 
 
-def _fold_labels(trials: pd.DataFrame) -> pd.Series:
-    """Each row's fold as a label for tables and errors: "fold 3", or "seed 1, fold 3"
-    when the table records the twin's seed (folds of different twins are different
-    held-out subjects)."""
-    labels = "fold " + (trials["fold"] + 1).astype(str)
+def _fold_index(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Number the folds 0, 1, ... in (seed, fold) order, and name each for errors.
+
+    Folds of different twins (the ``seed`` column, when the table has one) are
+    different held-out subjects. Returns ``trials`` with ``fold`` replaced by that
+    number, and the names ("fold 3", or "seed 1, fold 3").
+    """
+    seeds = pd.Series(0, index=trials.index)
     if "seed" in trials:
         if trials["seed"].isna().any():
             raise ValueError("some rows have no seed: pool CSVs that all record it (rerun the older "
                              "ones, or add the seed they were run with as a 'seed' column)")
-        labels = "seed " + trials["seed"].astype(int).astype(str) + ", " + labels
-    return labels
+        seeds = trials["seed"].astype(int)
+    keys = sorted(set(zip(seeds, trials["fold"].astype(int))))
+    number = {key: i for i, key in enumerate(keys)}
+    names = {i: (f"seed {s}, " if "seed" in trials else "") + f"fold {f + 1}" for (s, f), i in number.items()}
+    return trials.assign(fold=[number[key] for key in zip(seeds, trials["fold"].astype(int))]), names
 
 
-def _check_paired(trials: pd.DataFrame) -> None:
+def _check_paired(trials: pd.DataFrame, names: dict[int, str]) -> None:
     """Raise unless every model has each fold once, the same folds, and the same test
     trials in the same order (pooled CSVs may come from other runs)."""
     twice = trials.duplicated(["fold", "model", "trial"])
     if twice.any():
         first = trials[twice].iloc[0]
-        raise ValueError(f"{first['model']} has {first['fold']} more than once: pool each model's run "
-                         "once (runs on different twins need a 'seed' column)")
+        raise ValueError(f"{first['model']} has {names[first['fold']]} more than once: pool each model's "
+                         "run once (runs on different twins need a 'seed' column)")
     folds = trials.groupby("model")["fold"].agg(lambda f: tuple(sorted(set(f))))
     if folds.nunique() > 1:
         raise ValueError("the models cover different folds: "
@@ -131,7 +137,7 @@ def _check_paired(trials: pd.DataFrame) -> None:
     for fold, part in trials.groupby("fold"):
         same = part.pivot_table(index="trial", columns="model", values=key)
         if same.isna().any().any() or not same.eq(same.iloc[:, 0], axis=0).all().all():
-            raise ValueError(f"{fold}: the models' test trials differ (other twin, seed or split?)")
+            raise ValueError(f"{names[fold]}: the models' test trials differ (other twin, seed or split?)")
 
 
 def main() -> None:
@@ -165,7 +171,9 @@ def main() -> None:
     parts = []
     if args.out and Path(args.out).is_file():  # a stopped run: keep what it finished
         parts = [pd.read_csv(args.out)]
-        if "seed" in parts[0] and set(parts[0]["seed"]) != {args.seed}:
+        if "seed" not in parts[0]:  # written before the column existed: by a run with this --seed
+            parts[0].insert(0, "seed", args.seed)
+        if set(parts[0]["seed"]) != {args.seed}:
             raise SystemExit(f"{args.out} holds folds of twin seed {sorted(set(parts[0]['seed']))}, not "
                              f"{args.seed}: give this run another --out")
         print(f"{args.out}: keeping {parts[0].groupby(['fold', 'model']).ngroups} (fold, model) runs")

@@ -158,9 +158,11 @@ class SubjectBalancedSampler(Sampler[int]):
 class StepOutput:
     """What an objective returns for one batch.
 
-    ``extra`` holds further counts of hits among the batch's ``n`` items (e.g. a
+    ``extra`` holds further counts of hits among the batch's trials (e.g. a
     retrieval objective's category-level hits); :func:`fit` sums them over an epoch
-    and records each as ``train_<name>`` and ``val_<name>``, a share of the items.
+    and records each as ``train_<name>`` and ``val_<name>``, a share of the trials
+    (validation batches hold twice as many trials, so in-batch scores there face
+    more distractors).
     """
 
     loss: torch.Tensor

@@ -213,7 +213,7 @@ if ceiling_rows:
 save_table(table, "05_ablation", figures_dir)
 labels = ["queries", "loss", "text encoder", "EEG encoder"]
 display(table[labels + ["Recall@5 (instance)", "Recall@1 (class-aware)", "MAP (instance)", "MAP (class-aware)",
-                        "BLEU-4", "BERTScore F1", "CLIPScore AUC"]].round(3))
+                        "BLEU-4", "BERTScore F1", "CLIPScore AUC", "chosen on validation"]].round(3))
 display(table[labels + ["trainable EEG params", "trainable text params", "seconds per epoch",
                         "process peak memory MB"]].dropna(subset=["trainable EEG params"]))
 
@@ -298,4 +298,4 @@ if secondary:
                             for run in secondary])
     save_table(cross, "05_ablation_cross_subject", figures_dir)
     display(cross[["queries", "loss", "text encoder", "EEG encoder", "protocol", "Recall@5 (instance)",
-                   "Recall@5 (class-aware)", "MAP (instance)"]].round(3))
+                   "Recall@1 (class-aware)", "MAP (instance)"]].round(3))

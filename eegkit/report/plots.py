@@ -204,18 +204,23 @@ def plot_learning_curves(histories: dict[str, pd.DataFrame], loss_label: str = "
     extra_panels : dict of str -> str, optional
         One more panel per entry: a ``StepOutput.extra`` name (the history's
         ``train_<name>`` / ``val_<name>`` columns) and its axis label, e.g.
-        ``{"category_acc": "in-batch category accuracy"}``. Histories without the
-        columns (runs reused from older checkpoints) are left out of that panel.
+        ``{"category_acc": "in-batch category accuracy"}``. Histories without both
+        columns (runs reused from older checkpoints) are left out of that panel, and
+        a panel no history has is not drawn.
     """
+    def has(history, metric):
+        return f"train_{metric}" in history and f"val_{metric}" in history
+
     panels = [("loss", loss_label, "Loss"), ("acc", acc_label, acc_label.capitalize())]
-    panels += [(name, label, label.capitalize()) for name, label in (extra_panels or {}).items()]
+    panels += [(name, label, label.capitalize()) for name, label in (extra_panels or {}).items()
+               if any(has(history, name) for history in histories.values())]  # no empty panels
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2 + 0.17 * len(histories)),
                              layout="constrained")
     handles = []
     for colour, (label, history) in zip(_colours(len(histories)), histories.items()):
         line = None
         for ax, (metric, _, _) in zip(axes, panels):
-            if f"val_{metric}" not in history:
+            if not has(history, metric):
                 continue
             ax.plot(history["epoch"], history[f"train_{metric}"], "--", color=colour, alpha=0.7)
             (line,) = ax.plot(history["epoch"], history[f"val_{metric}"], "-o", color=colour,
