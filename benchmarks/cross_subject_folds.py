@@ -114,10 +114,10 @@ def _fold_index(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, str]]:
             raise ValueError("some rows have no seed: pool CSVs that all record it (rerun the older "
                              "ones, or add the seed they were run with as a 'seed' column)")
         seeds = trials["seed"].astype(int)
-    keys = sorted(set(zip(seeds, trials["fold"].astype(int))))
-    number = {key: i for i, key in enumerate(keys)}
+    keys = list(zip(seeds, trials["fold"].astype(int)))
+    number = {key: i for i, key in enumerate(sorted(set(keys)))}
     names = {i: (f"seed {s}, " if "seed" in trials else "") + f"fold {f + 1}" for (s, f), i in number.items()}
-    return trials.assign(fold=[number[key] for key in zip(seeds, trials["fold"].astype(int))]), names
+    return trials.assign(fold=[number[key] for key in keys]), names
 
 
 def _check_paired(trials: pd.DataFrame, names: dict[int, str]) -> None:

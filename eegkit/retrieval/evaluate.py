@@ -349,9 +349,10 @@ def versus_references(table: pd.DataFrame, chosen_column: str = "chosen on valid
         column per reference (its ``queries`` label) with its value, ``chance``, and
         ``above every reference`` (strictly above each reference's value).
     """
-    if chosen_column not in table or int(table[chosen_column].fillna(False).astype(bool).sum()) != 1:
+    is_chosen = table[chosen_column].fillna(False).astype(bool) if chosen_column in table else None
+    if is_chosen is None or int(is_chosen.sum()) != 1:
         raise ValueError(f"expected exactly one row with {chosen_column!r} true")
-    chosen = table[table[chosen_column].fillna(False).astype(bool)].iloc[0]
+    chosen = table[is_chosen].iloc[0]
     queries = table["queries"].astype(str)
     refs = {}
     for prefix in references:
