@@ -181,6 +181,14 @@ def test_numbers_come_from_the_csv_files_and_first_page_says_synthetic(full_buil
     # where Python's binary float formatting gives "9.8".
     value = (Decimal(best["value"]) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
     assert squeeze(f"better baseline is {best['model']}, with a test accuracy of {value} % (") in text
+    # across subjects, the multi-head model against the best other classifier of 03_results.csv
+    with open(REPO_FIGURES / "03_results.csv") as f:
+        held_out = [r for r in csv.DictReader(f) if r["protocol"] == "cross_subject" and r["metric"] == "accuracy"]
+    ours = next(r for r in held_out if r["model"].startswith("Multi-head"))
+    rival = max((r for r in held_out if r is not ours and not r["model"].startswith("Ideal")),
+                key=lambda r: float(r["value"]))
+    side = "above" if float(ours["value"]) > float(rival["value"]) else "below"
+    assert squeeze(f"{side} the best other classifier there, {rival['model']},") in final
     assert squeeze("Synthetic data") in first and squeeze("not from recordings of people") in first
     assert squeeze("preset default") in first and "0123456789" in first
     assert squeeze("(with uncommitted changes)") in first and squeeze("cpu (2 cores)") in first
