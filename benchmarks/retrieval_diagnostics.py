@@ -66,6 +66,7 @@ WEIGHTS = [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, "lex"]
 
 
 def heads(data, clip, seed: int, checkpoint_dir) -> None:
+    """Print the four arms' last-epoch in-batch accuracies and validation and test scores."""
     sessions = sorted(data.trials["session"].unique())
 
     def split(train_sessions):
@@ -99,6 +100,7 @@ def heads(data, clip, seed: int, checkpoint_dir) -> None:
 
 
 def prior(data, clip, seed: int, checkpoint_dir) -> None:
+    """Print every ranking's validation and test scores at every prior weight."""
     split = make_split(data.trials, "session")
     config = TrainConfig(max_epochs=8, batch_size=64, lr=1e-3, seed=seed)
     recipe = multihead_recipe(MULTIHEAD_STEPS)
@@ -120,7 +122,7 @@ def prior(data, clip, seed: int, checkpoint_dir) -> None:
     def embeddings(dataset):
         for run in runs:
             run.fit.model.encoded_input = False
-        return [eeg_outputs(run.fit.model, dataset, lookup, device="cpu")["eeg"] for run in runs]
+        return [eeg_outputs(run.fit.model, dataset, lookup)["eeg"] for run in runs]
 
     train_embs = embeddings(sets.train)
     train_category = data.trials.iloc[sets.train.rows]["category_id"].to_numpy()
