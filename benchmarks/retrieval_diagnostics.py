@@ -119,13 +119,13 @@ def prior(data, clip, seed: int, checkpoint_dir) -> None:
     lookup = subject_lookup(sets.train_subjects, data.subjects)
     text = runs[0].fit.model.text.embed_all().cpu().numpy()  # frozen text encoder: the same for every run
 
-    def embeddings(dataset):
-        for run in runs:
-            run.fit.model.encoded_input = False
+    def embeddings(dataset):  # run_retrieval returns its models reading raw trials
         return [eeg_outputs(run.fit.model, dataset, lookup)["eeg"] for run in runs]
 
-    train_embs = embeddings(sets.train)
+    # Each member's mean training-query embedding of every category, shape (n_categories, dim).
     train_category = data.trials.iloc[sets.train.rows]["category_id"].to_numpy()
+    category_means = [np.stack([emb[train_category == k].mean(0) for k in range(category_prior.log_proba.shape[1])])
+                      for emb in embeddings(sets.train)]
 
     def scores(part, dataset):
         rows = data.trials.iloc[dataset.rows]
@@ -138,8 +138,7 @@ def prior(data, clip, seed: int, checkpoint_dir) -> None:
         out = {("classify-then-retrieve", "", ""): rank_by_scores(log_p, queries, bank, n_boot=None).per_query}
         for name, members in (("member0", [0]), ("mean3", list(range(len(runs))))):
             sim = np.mean([embs[m] @ bank_text.T for m in members], axis=0)
-            query_means = np.mean([np.stack([train_embs[m][train_category == k].mean(0)
-                                             for k in range(category_prior.log_proba.shape[1])]) for m in members], axis=0)
+            query_means = np.mean([category_means[m] for m in members], axis=0)
             hub = (query_means[category] * bank_text).sum(1)
             for centring, s in (("raw", sim), ("centred", sim - hub[None])):
                 for w in WEIGHTS:
