@@ -1,7 +1,10 @@
 """The data stage: read ds005589 (or its twin), split it, and serve it to PyTorch.
 
 * :mod:`~eegkit.data.channels`: the 122-channel montage, categories, subjects;
-* :mod:`~eegkit.data.loading`: :func:`load_dataset` and its checks, :class:`EEGData`;
+* :mod:`~eegkit.data.loading`: :func:`load_dataset` and its checks of each run, built on
+  :mod:`~eegkit.data.layout` (the two file layouts, the list of runs),
+  :mod:`~eegkit.data.captions` (captions.txt, images, ``_image.csv``) and
+  :mod:`~eegkit.data.eegdata` (:class:`EEGData` and its trial reader);
 * :mod:`~eegkit.data.splits`: the session, within-session and cross-subject splits;
 * :mod:`~eegkit.data.torchdata`: per-channel normalisation fitted on the training
   split, and the ``Dataset`` of trials;
