@@ -26,16 +26,31 @@ import argparse
 import time
 
 import torch
+from einops import rearrange
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from eegkit.data.channels import HANDOUT_SUBJECTS
-from eegkit.models import multihead as models
 from eegkit.models import MODEL_NAMES, make_model
-from eegkit.train import ClassificationObjective, TrainConfig, _lr_lambda
+from eegkit.train import ClassificationObjective, TrainConfig, warmup_cosine
 
 STAGE_LABELS = ("stage1 ChannelCNN", "stage2 ElectrodeTransformer",
                 "stage3 SubjectHeads")
+
+
+def _run_layer_by_layer(cnn: nn.Module) -> None:
+    """Make a ChannelCNN run its filter bank layer by layer, as before its closed form.
+
+    The same computation as :meth:`eegkit.models.multihead.ChannelCNN.forward` with
+    ``activation="gelu"``, from the module's public parts (``temporal``, ``project``,
+    ``electrode_embedding``).
+    """
+    def forward(X: torch.Tensor) -> torch.Tensor:
+        features = cnn.temporal(rearrange(X, "batch chan time -> (batch chan) 1 time"))
+        tokens = rearrange(cnn.project(features), "(batch chan) d -> batch chan d", batch=X.shape[0])
+        return tokens + cnn.electrode_embedding
+
+    cnn.forward = forward
 
 
 def _label_stages(model: nn.Module) -> None:
@@ -76,12 +91,12 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    if args.layer_by_layer:
-        models._is_affine_chain = lambda layers: False
     torch.manual_seed(0)
     subjects = HANDOUT_SUBJECTS[: args.n_subjects]
     model = make_model(args.model, args.n_chans, args.n_times, args.sfreq,
                        subjects=subjects).train()
+    if args.layer_by_layer and hasattr(model, "encoder"):
+        _run_layer_by_layer(model.encoder.cnn)
     config = TrainConfig(batch_size=args.batch_size)
     objective = ClassificationObjective()
     decay = [p for p in model.parameters() if p.ndim >= 2]
@@ -89,7 +104,9 @@ def main() -> None:
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay},
          {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, 100))
+    steps_per_epoch = 100  # fit()'s schedule, as if an epoch were 100 steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(
+        int(config.warmup_epochs * steps_per_epoch), config.max_epochs * steps_per_epoch))
     n = args.batch_size
     batches = [{"X": torch.randn(n, args.n_chans, args.n_times),  # z-scored trials
                 "y": torch.randint(0, 20, (n,)),

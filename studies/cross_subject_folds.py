@@ -10,7 +10,7 @@ with the notebook's settings (the multi-head model is the recipe of
 accuracy with a 95 % bootstrap CI, and the multi-head model's paired difference
 with every other model (bootstrap over the same trials), with the folds it wins.
 
-    python benchmarks/cross_subject_folds.py --preset default --epochs 4 \
+    python studies/cross_subject_folds.py --preset default --epochs 4 \
         --models multihead lda logistic wang_fc --workers auto --out folds.csv
 
 It trains 13 times as much as the notebook's protocol: 38 min on 2 CPU cores at the
@@ -33,6 +33,7 @@ resamples all of them.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -40,7 +41,6 @@ import numpy as np
 import pandas as pd
 
 import eegkit
-from eegkit._io import atomic_write
 from eegkit.classification import MODEL_LABELS, MULTIHEAD_RECIPE, run_classification
 from eegkit.data.splits import make_split
 from eegkit.metrics.classification import bootstrap_ci
@@ -199,7 +199,9 @@ def main() -> None:
                   f"in {time.time() - started:.0f} s", flush=True)
         if args.out:
             table = pd.concat(parts, ignore_index=True)
-            atomic_write(args.out, lambda path, t=table: t.to_csv(path, index=False))
+            partial = Path(f"{args.out}.partial")  # written whole, then renamed: never half a CSV
+            table.to_csv(partial, index=False)
+            os.replace(partial, args.out)
     print_summary(pd.concat(parts, ignore_index=True),
                   f"{data.source}; leave one subject out, {len(folds)} folds; {args.epochs} epochs")
 
