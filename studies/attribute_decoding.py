@@ -11,8 +11,8 @@ the most frequent value in that part) and a binomial p-value of the test accurac
 against it. An attribute at chance here is one that no decoder trained on this many
 trials is likely to read, so no EEG ranker can order the captions inside a category.
 
-    python benchmarks/attribute_decoding.py --preset default --seed 0
-    python benchmarks/attribute_decoding.py --preset full --seed 0
+    python studies/attribute_decoding.py --preset default --seed 0
+    python studies/attribute_decoding.py --preset full --seed 0
 
 Twin data only: the published dataset has no attribute labels.
 """

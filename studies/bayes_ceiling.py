@@ -4,9 +4,9 @@ The ideal observer knows the twin's generative model (templates, image responses
 subject mixing, session drift, noise model); see :func:`eegkit.ceiling.bayes_ceiling`.
 Its accuracy on a split's test trials is the best any decoder could reach there.
 
-    python benchmarks/bayes_ceiling.py --preset tiny
-    python benchmarks/bayes_ceiling.py --preset default --protocol session cross_subject
-    python benchmarks/bayes_ceiling.py --preset default --n-noise-trials 2000 4000
+    python studies/bayes_ceiling.py --preset tiny
+    python studies/bayes_ceiling.py --preset default --protocol session cross_subject
+    python studies/bayes_ceiling.py --preset default --n-noise-trials 2000 4000
 
 The twin is read from (or written once into) ``$EEGKIT_CACHE``. Each line gives the
 accuracy with its 95 % bootstrap CI, top-5 accuracy, the retrieval ceilings

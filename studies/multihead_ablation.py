@@ -8,9 +8,9 @@ the best epoch, the last epoch's training accuracy (how much it overfits) and th
 training time. The last row is :data:`eegkit.classification.MULTIHEAD_RECIPE`, the
 kept changes together, as notebooks 03 and 05 train it.
 
-    python benchmarks/multihead_ablation.py --preset default
-    python benchmarks/multihead_ablation.py --preset default --only "handout model" recipe
-    python benchmarks/multihead_ablation.py --protocol cross_subject --epochs 4 --on-recipe \
+    python studies/multihead_ablation.py --preset default
+    python studies/multihead_ablation.py --preset default --only "handout model" recipe
+    python studies/multihead_ablation.py --protocol cross_subject --epochs 4 --on-recipe \
         --only "handout model" "readout: mean of the tokens" "readout: spatial filters" \
         "shared head + subject residual heads" "augmentation: time shift + channel dropout"
 

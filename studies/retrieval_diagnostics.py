@@ -33,8 +33,8 @@ with every prior weight ``w``, on the validation and the test trials:
 and beside them classify-then-retrieve. The weight notebook 05 would choose is the
 one with the highest validation sum (``val sum``).
 
-    python benchmarks/retrieval_diagnostics.py heads --seed 0
-    python benchmarks/retrieval_diagnostics.py prior --seed 0 --checkpoint-dir build/checkpoints
+    python studies/retrieval_diagnostics.py heads --seed 0
+    python studies/retrieval_diagnostics.py prior --seed 0 --checkpoint-dir build/checkpoints
 
 On the default twin each takes a few minutes (``prior`` reuses notebook 05's Task 1
 ensemble and category-prior row from ``--checkpoint-dir`` when they are there).
