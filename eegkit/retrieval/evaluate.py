@@ -4,8 +4,10 @@
 (Recall@K and MAP with chance and bootstrap intervals, BERTScore of the top caption,
 matched-vs-mismatched CLIPScore); :func:`image_retrieval` does it for CLIP's image
 queries (notebook 04, and the image row of notebook 05), and
-:func:`eegkit.retrieval.run_retrieval` for EEG queries. The ``*_row`` functions make
-the rows of the ablation tables.
+:func:`eegkit.retrieval.run_retrieval` for EEG queries. The rows of the ablation
+tables come from the result objects (:meth:`RankedCaptions.table_row`,
+:meth:`RankedCaptions.chance_row`, :meth:`eegkit.retrieval.RetrievalRun.summary_row`) or,
+for a bare score table, :func:`reference_row`; :func:`ablation_table` joins them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from eegkit.retrieval.clip import Clip, caption_bank, embed_images, embed_texts,
 VERDICT_METRICS = ("Recall@5 (instance)", "Recall@1 (class-aware)", "Recall@5 (class-aware)")
 #: The ``queries`` label of the ideal observer's row in Task 2B tables.
 CEILING_QUERIES = "EEG ideal observer (Bayes ceiling)"
+#: The ``queries`` label of the chance rows.
+CHANCE_QUERIES = "chance (random ranking)"
 #: Label columns of the ablation tables, in order.
 LABEL_COLUMNS = ("queries", "loss", "text encoder", "EEG encoder", "protocol")
 
@@ -80,6 +84,36 @@ class RankedCaptions:
         if self.bleu is not None:
             row["BLEU-4"] = self.bleu
         return row
+
+    def table_row(self, queries: str, protocol: str = "session") -> dict:
+        """This ranking as one row of an ablation table (a row that is not a trained
+        configuration: image queries, a reference ranker).
+
+        Parameters
+        ----------
+        queries : str
+            The row's ``queries`` label, e.g. ``"images (twin CLIP)"``.
+        protocol : str, default="session"
+
+        Returns
+        -------
+        row : dict
+            The label columns (``"-"`` for loss and encoders), each score with its
+            CI (:func:`reference_row`), then BLEU, BERTScore and CLIPScore
+            (:meth:`text_row`).
+        """
+        return {**reference_row(self._summary("table_row"), queries, protocol), **self.text_row()}
+
+    def chance_row(self, protocol: str = "session") -> dict:
+        """The chance level of every score of this ranking (a random ranking of the same
+        bank), labelled ``CHANCE_QUERIES``, as one row of an ablation table."""
+        return chance_row(self._summary("chance_row"), **reference_labels(CHANCE_QUERIES, protocol))
+
+    def _summary(self, method: str) -> pd.DataFrame:
+        if self.scores is None:
+            raise ValueError(f"{method} needs the summary scores, but this ranking was made with "
+                             "n_boot=None (per-query scores only); rank again with n_boot=1000")
+        return self.scores
 
 
 def rank_captions(
@@ -298,6 +332,28 @@ def text_scores_row(bertscore: pd.DataFrame | None, matched=None, mismatched=Non
 def reference_labels(queries: str, protocol: str) -> dict:
     """Label columns of a row that is not a trained configuration (images, ceiling, chance)."""
     return {"queries": queries, "loss": "-", "text encoder": "-", "EEG encoder": "-", "protocol": protocol}
+
+
+def reference_row(scores: pd.DataFrame, queries: str, protocol: str = "session") -> dict:
+    """One ablation-table row of scores that no trained configuration made (e.g. the
+    ideal observer's, :data:`CEILING_QUERIES`).
+
+    Parameters
+    ----------
+    scores : DataFrame
+        :func:`eegkit.metrics.summarize_retrieval` output.
+    queries : str
+        The row's ``queries`` label.
+    protocol : str, default="session"
+
+    Returns
+    -------
+    row : dict
+        :func:`reference_labels`, then each score and its CI (:func:`scores_row`).
+        A :class:`RankedCaptions` gives the same plus its text scores with
+        :meth:`RankedCaptions.table_row`.
+    """
+    return scores_row(scores, **reference_labels(queries, protocol))
 
 
 def with_fraction_of_ceiling(table: pd.DataFrame, ceiling_queries: str = CEILING_QUERIES,

@@ -247,8 +247,15 @@ class RetrievalRun:
     def eeg_encoder_label(self) -> str:
         return f"{'trained' if self.config.train_eeg_encoder else 'frozen'} (init: {self.encoder_init})"
 
-    def summary_row(self) -> dict:
-        """One row of the ablation table: every score with its CI, and the costs."""
+    def summary_row(self, chosen_on_validation: bool | None = None) -> dict:
+        """One row of the ablation table: every score with its CI, and the costs.
+
+        Parameters
+        ----------
+        chosen_on_validation : bool, optional
+            Given, the row ends with a ``"chosen on validation"`` column holding it
+            (whether this run is the configuration chosen on the validation trials).
+        """
         loss = self.config.loss_label
         if self.prior_source:
             loss = loss.replace("category prior", f"category prior ({self.prior_source})")
@@ -267,7 +274,14 @@ class RetrievalRun:
             "reused epochs": self.fit.reused_epochs,
             "process peak memory MB": self.peak_memory_mb,
         })
+        if chosen_on_validation is not None:
+            row["chosen on validation"] = bool(chosen_on_validation)
         return row
+
+    def chance_row(self) -> dict:
+        """The chance row of this run's test scores, for its protocol
+        (:meth:`RankedCaptions.chance_row`)."""
+        return self.test.chance_row(self.protocol)
 
 
 def _peak_memory_mb(device: torch.device) -> float:
