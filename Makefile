@@ -2,7 +2,8 @@
 #   make report   set up .venv, write the synthetic twin if no real data is
 #                 configured ($EEGKIT_DATA or report/params.yaml), run the numbered
 #                 notebooks with papermill (skipping those up to date; FORCE=1 runs all);
-#                 figures and tables land in figures/, the PDFs in report/
+#                 figures and tables land in figures/, the PDFs in report/, and the
+#                 tables of docs/*.md are rewritten from figures/*.csv
 #   make test     set up .venv, run the library tests and every notebook under nbmake
 #                 with small parameters (tests/notebook_params.yaml)
 #   make lab      set up .venv and start JupyterLab on notebooks/ with its kernel
@@ -20,10 +21,10 @@ TORCH_INDEX ?=
 # The twin is cached here (ignored by git); real data is never copied.
 export EEGKIT_CACHE ?= $(CURDIR)/data
 # OMP_WAIT_POLICY is left to you: PASSIVE is 4.8x faster per training step on busy
-# cores but 15 % slower on idle ones (benchmarks/omp_wait_policy.py, README
-# "Performance"); on a shared machine run `OMP_WAIT_POLICY=PASSIVE make report`.
+# cores but 15 % slower on idle ones (benchmarks/omp_wait_policy.py,
+# docs/performance.md); on a shared machine run `OMP_WAIT_POLICY=PASSIVE make report`.
 
-.PHONY: report test lab venv clean FORCE
+.PHONY: report docs test lab venv clean FORCE
 
 venv: $(STAMP)
 
@@ -52,6 +53,11 @@ $(TORCH_STAMP): FORCE
 report: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m eegkit.pipeline run --params report/params.yaml --out build/notebooks $(if $(FORCE),--force)
 	$(PY) -m eegkit.pipeline report --params report/params.yaml
+	$(PY) -m eegkit.report.docs_tables
+
+# The tables of docs/*.md, rewritten from figures/*.csv (make report does it too).
+docs: $(STAMP)
+	$(PY) -m eegkit.report.docs_tables
 
 test: $(STAMP)
 	$(PY) -m eegkit.pipeline render --params tests/notebook_params.yaml --out build/nbmake

@@ -74,8 +74,9 @@ RUN_INFO_NAME = "run_info.json"
 #: eegkit modules no notebook imports: editing them re-runs no notebook.
 #: run_info status of a notebook that stopped because the data has no captions.
 CAPTIONS_WAIT = "waits for captions (the data has no captions.txt or images)"
-#: Modules no notebook imports (the PDF builder and this runner), by path in the package.
-CODE_NOT_FINGERPRINTED = ("report/pdf.py", "pipeline.py")
+#: Modules no notebook imports (the PDF builder, the docs tables and this runner), by path
+#: in the package.
+CODE_NOT_FINGERPRINTED = ("report/pdf.py", "report/docs_tables.py", "pipeline.py")
 #: A quoted results-file name in a notebook's source (``"02_results.csv"``).
 _RESULT_NAME = re.compile(r"""["'](\d\d_[\w.-]+)["']""")
 
