@@ -151,3 +151,52 @@ def same_weights(model, snapshot) -> bool:
     state = model.state_dict()
     assert state.keys() == snapshot.keys()
     return all(torch.equal(state[k].detach().cpu(), snapshot[k]) for k in state)
+
+
+#: Columns of ``EEGData.trials`` that describe a trial's stimulus (its labels).
+STIMULUS_COLUMNS = ("image_name", "category", "category_id", "caption_id", "caption", "image_id", "image_path")
+
+
+def corrupt_test_split(data, split, seed: int = 0):
+    """A copy of ``data`` whose test trials have other EEG and other labels.
+
+    Each test trial gets the sign-flipped EEG of a test trial drawn at random plus
+    noise, and the stimulus (category, caption, image) of its neighbour among the test
+    trials; the training and validation trials are untouched. A choice made on the
+    training and validation trials alone is the same on this copy; one that reads the
+    test split can change.
+
+    Parameters
+    ----------
+    data : EEGData
+    split : Split
+    seed : int, default=0
+
+    Returns
+    -------
+    corrupted : EEGData
+        The runs that hold a test trial are copied into memory (the others stay mapped).
+    """
+    import dataclasses
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    test = np.asarray(split.test, dtype=np.int64)
+    trials = data.trials.copy()
+    run_index, trial = trials["run_index"].to_numpy()[test], trials["trial"].to_numpy()[test]
+    runs = list(data.runs)
+    for run in np.unique(run_index):
+        runs[run] = np.array(runs[run])  # an in-memory copy: the twin's files stay as they are
+    X = data.get_trials(test)
+    X = -X[rng.permutation(len(test))] + rng.normal(scale=float(X.std()), size=X.shape).astype(X.dtype)
+    for run, t, x in zip(run_index, trial, X):
+        runs[run][t] = x
+    # the stimuli of the test trials, shifted by one among them: the test bank (its
+    # set of captions) stays the same, the pairing of trials and captions does not
+    order = np.roll(np.arange(len(test)), 1)
+    for column in STIMULUS_COLUMNS:
+        values = trials[column].to_numpy().copy()
+        values[test] = values[test][order]
+        trials[column] = values
+    return dataclasses.replace(data, runs=runs, trials=trials)
