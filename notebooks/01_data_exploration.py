@@ -114,3 +114,13 @@ else:
     print(f"This copy has no images (missing: {', '.join(data.missing)}); see README, "
           "'Using the published OpenNeuro copy'.")
 plt.show()
+
+# %% [markdown]
+# ## Try this
+# 1. Look at frontal instead of posterior electrodes: in the evoked-response cell, write
+#    `posterior = explore.channel_indices(data, ("Fz", "FCz", "Cz"))`. Are the
+#    category differences smaller away from the visual cortex?
+# 2. In the topography cell, add `n1_sample += int(0.1 * data.sfreq)` before the plot
+#    to map the scalp 100 ms after the N1 peak. Where is the activity now?
+# 3. Set `subjects = ["sub-02", "sub-03"]` in the parameters cell and rerun: how do the
+#    trial counts, the class balance and the split summary change?

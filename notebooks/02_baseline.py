@@ -107,3 +107,13 @@ per_subject = pd.concat([run.per_subject.assign(model=run.label) for run in runs
 save_table(per_subject.round(4), "02_per_subject", figures_dir)
 fig = plots.plot_per_subject(per_subject, 1 / len(eegkit.CATEGORIES), "Baselines: test accuracy per subject (session split)")
 save_figure(fig, "02_per_subject", figures_dir, synthetic=synthetic)
+
+# %% [markdown]
+# ## Try this
+# 1. Add `"eegnet"` to `models` (EEGNet-4,2 is one parameter away from ShallowConvNet)
+#    and compare its row with ShallowConvNet's in the test-score table.
+# 2. Set `max_epochs = 2`, then `max_epochs = 30`: in the learning curves, when does
+#    the validation loss stop improving, and which epoch's weights are kept?
+# 3. Set `lr = 1e-2` (ten times larger): do the networks still train smoothly?
+# 4. Set `n_perm = 100`: the smallest possible p-value becomes 1/101. Which
+#    conclusions in the table depend on having run more permutations?

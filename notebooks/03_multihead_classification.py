@@ -19,7 +19,8 @@
 # tokens shared by all subjects, and one classification head per subject. Each
 # trial's loss comes only from its own subject's head, and heads of subjects absent
 # from a batch are not run at all, so they receive no update (selective
-# backpropagation, tested in `tests/test_models.py`). Batches interleave subjects so
+# backpropagation; the first section below shows it on one batch, and
+# `tests/test_models.py` tests it over optimiser steps). Batches interleave subjects so
 # every head trains every step.
 #
 # On top of the handout's design, the model of this notebook is a *recipe*: the
@@ -62,15 +63,19 @@ workers = "auto"  # processes training an ensemble's members side by side; "auto
 from pathlib import Path
 
 import pandas as pd
+import torch
+import torch.nn.functional as F
 from IPython.display import Markdown, display
 
 import eegkit
 from eegkit.report import plots
 from eegkit.classification import MULTIHEAD_STEPS, multihead_recipe, run_classification
 from eegkit.report.figures import save_figure, save_table
+from eegkit.data import EEGTrialDataset
 from eegkit.data.splits import make_split
 from eegkit.ceiling import with_ceiling
-from eegkit.train import TrainConfig
+from eegkit.models import make_model, subject_lookup
+from eegkit.train import TrainConfig, make_loader
 
 data = eegkit.open_dataset(data_dir, twin_preset=twin_preset, seed=seed, subjects=subjects)
 synthetic = data.twin is not None  # figures of the twin are marked "synthetic data"
@@ -81,10 +86,64 @@ recipe = multihead_recipe(steps)
 print("Recipe:", " ".join(label for label, _ in steps))
 
 # %% [markdown]
-# ## Session split (main result)
+# ## The model, stage by stage
+# Before any training: one untrained multi-head model, built by `eegkit.models.make_model`
+# with the recipe's model arguments (`run_classification` builds the same one), its
+# modules, and one training batch followed through its three stages. The batch is raw
+# EEG in µV (training z-scores it first); only the shapes matter here.
 
 # %%
 session_split = make_split(data.trials, "session")
+torch.manual_seed(seed)
+model = make_model("multihead", data.n_chans, data.n_times, data.sfreq, subjects=data.subjects,
+                   **recipe.get("model_kwargs", {})).eval()
+heads = model.heads.heads  # a ModuleDict: one head per subject ID
+print(model.encoder)
+print(f"{len(heads)} subject heads ({', '.join(model.subjects)}), each:", heads[model.subjects[0]])
+print(f"{model.n_parameters():,} parameters: CNN {sum(p.numel() for p in model.encoder.cnn.parameters()):,}, "
+      f"transformer {sum(p.numel() for p in model.encoder.transformer.parameters()):,}, "
+      f"heads {sum(p.numel() for p in model.heads.parameters()):,}")
+
+# %%
+batch = next(iter(make_loader(EEGTrialDataset(data, session_split.train), batch_size, shuffle=True, seed=seed)))
+X, y = batch["X"], batch["y"]  # X: (batch, n_chans, n_times), µV
+subject = subject_lookup(model.subjects, data.subjects)[batch["subject"]]  # each trial's head
+with torch.no_grad():
+    tokens = model.encoder.cnn(X)  # the same temporal CNN on every electrode, + electrode embedding
+    features = model.encoder.transformer(tokens)  # attention across the electrode tokens, then readout
+    logits = model.heads(features, subject)  # each trial through its own subject's head
+    torch.testing.assert_close(logits, model(X, subject))  # the three stages are the model
+pd.DataFrame({"shape": [tuple(t.shape) for t in (X, tokens, features, logits)],
+              "axes": ["batch, electrodes, time samples", "batch, electrode tokens, d",
+                       "batch, d", "batch, categories"]},
+             index=["EEG", "CNN: electrode tokens", "transformer", "subject heads: logits"])
+
+# %% [markdown]
+# **Selective backpropagation.** Drop the first subject's trials from the batch and
+# backpropagate the loss: the heads of the subjects in the batch get a gradient, the
+# absent subject's head is not even in the graph (its gradient stays `None`), and the
+# shared encoder learns from every trial.
+
+# %%
+absent = model.subjects[0]
+present = subject != model.subjects.index(absent)
+model.zero_grad(set_to_none=True)
+F.cross_entropy(model(X[present], subject[present]), y[present]).backward()
+gradients = pd.DataFrame({
+    "trials in batch": [int((subject[present] == i).sum()) for i in range(len(model.subjects))],
+    "head has a gradient": [heads[s][-1].weight.grad is not None for s in model.subjects],
+    "its norm": [heads[s][-1].weight.grad.norm().item() if heads[s][-1].weight.grad is not None else None
+                 for s in model.subjects]},
+    index=pd.Index(model.subjects, name="head"))
+assert all(p.grad is None for p in heads[absent].parameters())
+print(f"{absent}'s head: no gradient; shared electrode embedding's gradient norm "
+      f"{model.encoder.cnn.electrode_embedding.grad.norm():.3g}")
+gradients.round(3)
+
+# %% [markdown]
+# ## Session split (main result)
+
+# %%
 main = run_classification(data, session_split, "multihead", config, checkpoint_dir, n_boot=n_boot,
                           n_perm=n_perm, workers=workers, **recipe)
 print(f"{main.n_parameters:,} parameters ({main.n_members} model(s)); "
@@ -161,3 +220,16 @@ save_figure(plots.plot_scores(classifiers, title="All classifiers: test accuracy
 session = results[(results["protocol"] == "session") & (results["metric"] == "accuracy")]
 session[["model", "value", "ci_low", "ci_high", "chance", "p_value", "fraction_of_ceiling",
          "n_parameters", "train_trials_per_second"]].round(3)
+
+# %% [markdown]
+# ## Try this
+# 1. In the model cell, add `readout="mean"` to `make_model(...)`: how many parameters
+#    does the transformer lose (the flatten readout's linear layer over 122 tokens
+#    holds most of them)? Then train it with
+#    `recipe_steps = [["handout model", {"model_kwargs": {"readout": "mean"}}]]`.
+# 2. In the model cell, add `shared_head=True`: in the selective-backpropagation table,
+#    the absent subject's (residual) head still gets no gradient, while the shared head
+#    (`model.heads.shared`) learns from every trial.
+# 3. Set `recipe_steps = [["handout model", {}]]` and `ablation = False`: the handout's
+#    model alone, without per-recording normalisation or the ensemble. How far below
+#    the recipe's session accuracy is it?

@@ -159,3 +159,13 @@ fig = plots.plot_retrieval_gallery(
     titles=[f"{name} ({category})" for name, category in
             zip(queries.image_name.to_numpy()[shown], queries.category.to_numpy()[shown])])
 save_figure(fig, "04_gallery", figures_dir, synthetic=synthetic)
+
+# %% [markdown]
+# ## Try this
+# 1. Set `evaluate_on = "val"`: the validation images and their captions make another
+#    bank. Are Recall@K and MAP close to the test ones?
+# 2. Set `split_protocol = "cross_subject"`: the bank is now the held-out subject's
+#    captions. Does CLIP do better or worse from the images than on the session split?
+# 3. With the real data and network access, set
+#    `clip_model = "openai/clip-vit-base-patch32"` and compare the gap between
+#    instance-level and class-aware Recall@1 with the twin CLIP's.

@@ -77,6 +77,8 @@ import dataclasses
 import functools
 
 import pandas as pd
+import torch
+import torch.nn.functional as F
 from IPython.display import Markdown, display
 
 import eegkit
@@ -85,10 +87,11 @@ from eegkit.ceiling import bayes_ceiling
 from eegkit.classification import MULTIHEAD_STEPS, multihead_recipe, run_classification
 from eegkit.data.splits import make_split
 from eegkit.report import plots, save_figure, save_table
-from eegkit.retrieval import (CategoryPrior, RetrievalConfig, ablation_table, chance_row, chance_verdicts,
-                              example_queries, image_retrieval, load_clip, reference_labels, run_retrieval,
-                              scores_row)
-from eegkit.retrieval.evaluate import CEILING_QUERIES, versus_references, with_fraction_of_ceiling, within_category
+from eegkit.retrieval import (CategoryPrior, RetrievalConfig, ablation_table, chance_verdicts, example_queries,
+                              image_retrieval, load_clip, run_retrieval)
+from eegkit.retrieval.evaluate import (CEILING_QUERIES, reference_row, versus_references, with_fraction_of_ceiling,
+                                       within_category)
+from eegkit.retrieval.losses import InfoNCELoss
 from eegkit.retrieval.references import classify_then_retrieve, linear_map_retrieval
 from eegkit.train import TrainConfig, resolve_device
 
@@ -108,8 +111,7 @@ print(f"CLIP: {clip.label} ({clip.path})")
 # %%
 test_rows = data.trials.iloc[split.test]
 images = image_retrieval(clip, test_rows, n_boot=n_boot, seed=seed, bertscore_model=bertscore_model or None)
-image_row = {**scores_row(images.scores, **reference_labels(f"images ({clip.label})", "session")),
-             **images.text_row()}
+image_row = images.table_row(f"images ({clip.label})")
 
 # %% [markdown]
 # ## The Task 1 encoder
@@ -144,14 +146,48 @@ classifier = max([task1, lda], key=lambda run: run.validation_accuracy)
 via_class = classify_then_retrieve(classifier.predictions["logits"], data.trials.iloc[classifier.predictions["row"]],
                                    n_boot=n_boot, seed=seed, bertscore_model=bertscore_model or None)
 linear = linear_map_retrieval(data, split, clip, n_boot=n_boot, seed=seed, bertscore_model=bertscore_model or None)
-reference_rows = [
-    {**scores_row(via_class.scores, **reference_labels(f"classify-then-retrieve ({classifier.label})", "session")),
-     **via_class.text_row()},
-    {**scores_row(linear.test.scores, **reference_labels(f"linear map (ridge, alpha {linear.alpha:g})", "session")),
-     **linear.test.text_row()},
-]
+reference_rows = [via_class.table_row(f"classify-then-retrieve ({classifier.label})"),
+                  linear.test.table_row(f"linear map (ridge, alpha {linear.alpha:g})")]
 # The category prior of the learned rows (those with prior_weights) is the same classifier's.
 category_prior = CategoryPrior.from_classification(classifier)
+
+# %% [markdown]
+# ## InfoNCE from scratch, then from the library
+# The contrastive rows below train with InfoNCE. On a handful of test trials with
+# different captions, here it is by hand: normalise the EEG embeddings (here the
+# linear map's predictions, already in CLIP's text space) and the embeddings of each
+# trial's own caption, take every EEG-caption cosine over the temperature, and the
+# loss is the cross-entropy of picking trial i's own caption (column i) in row i
+# (EEG -> text), and of picking trial i in column i (text -> EEG). The library's
+# `InfoNCELoss` must give the same numbers; the "InfoNCE" row trains the EEG -> text
+# direction (`symmetric=False`, the default of `RetrievalConfig`), `symmetric=True`
+# averages both as CLIP does. With repeated captions in a batch the library also
+# counts every copy of the caption as a positive (`duplicates="positive"`), which
+# these distinct captions do not need.
+
+# %%
+ranked = linear.test
+few = ranked.queries.drop_duplicates("caption_id").index[:8].to_numpy()  # 8 trials, 8 different captions
+own = metrics.caption_bank_index(ranked.queries["caption_id"][few], ranked.bank["caption_id"])
+eeg = F.normalize(torch.as_tensor(ranked.query_emb[few], dtype=torch.float32), dim=1)  # (8, dim)
+txt = F.normalize(torch.as_tensor(ranked.bank_emb[own], dtype=torch.float32), dim=1)  # (8, dim)
+tau = RetrievalConfig(lambdas={"infonce": 1.0}).temperature
+Z = eeg @ txt.T / tau  # (8 trials, 8 captions); the matching pairs are on the diagonal
+target = torch.arange(len(few))
+by_hand = {"EEG -> text": F.cross_entropy(Z, target), "text -> EEG": F.cross_entropy(Z.T, target)}
+by_hand["both, averaged"] = (by_hand["EEG -> text"] + by_hand["text -> EEG"]) / 2
+
+caption_ids = torch.as_tensor(ranked.queries["caption_id"][few].to_numpy())
+library = InfoNCELoss(temperature=tau, symmetric=True)(eeg, txt, caption_ids, output_dict=True)
+trained = RetrievalConfig(lambdas={"infonce": 1.0}).make_loss()(eeg, txt, caption_ids)  # the InfoNCE row's loss
+torch.testing.assert_close(library["infonce_e2t"], by_hand["EEG -> text"])
+torch.testing.assert_close(library["infonce_t2e"], by_hand["text -> EEG"])
+torch.testing.assert_close(library["infonce"], by_hand["both, averaged"])
+torch.testing.assert_close(trained, by_hand["EEG -> text"])
+pd.DataFrame({"by hand": [float(v) for v in by_hand.values()],
+              "InfoNCELoss": [float(library[k]) for k in ("infonce_e2t", "infonce_t2e", "infonce")],
+              "chance (log 8)": float(torch.log(torch.tensor(len(few))))},
+             index=list(by_hand)).round(4)
 
 # %% [markdown]
 # ## Loss ablation (both encoders frozen: only the projection heads train)
@@ -204,10 +240,10 @@ print(f"Chosen on validation: {best.label}")
 ceiling_rows = []
 if data.twin is not None:
     ceiling = bayes_ceiling(data, split, n_boot=n_boot, seed=seed)
-    ceiling_rows = [scores_row(ceiling.retrieval, **reference_labels(CEILING_QUERIES, "session"))]
+    ceiling_rows = [reference_row(ceiling.retrieval, CEILING_QUERIES)]
 table = ablation_table([image_row, *ceiling_rows, *reference_rows,
-                        *({**run.summary_row(), "chosen on validation": run is best} for run in runs),
-                        chance_row(runs[0].test.scores, **reference_labels("chance (random ranking)", "session"))])
+                        *(run.summary_row(chosen_on_validation=run is best) for run in runs),
+                        runs[0].chance_row()])
 if ceiling_rows:
     table = with_fraction_of_ceiling(table)
 save_table(table, "05_ablation", figures_dir)
@@ -293,9 +329,19 @@ secondary = [run_retrieval(data, make_split(data.trials, protocol, seed=seed), c
                            normalization=normalization)
              for protocol in secondary_protocols]
 if secondary:
-    cross = ablation_table([run.summary_row() for run in secondary] +
-                           [chance_row(run.test.scores, **reference_labels("chance (random ranking)", run.protocol))
-                            for run in secondary])
+    cross = ablation_table([run.summary_row() for run in secondary] + [run.chance_row() for run in secondary])
     save_table(cross, "05_ablation_cross_subject", figures_dir)
     display(cross[["queries", "loss", "text encoder", "EEG encoder", "protocol", "Recall@5 (instance)",
                    "Recall@1 (class-aware)", "MAP (instance)"]].round(3))
+
+# %% [markdown]
+# ## Try this
+# 1. In the InfoNCE cell, change `[:8]` to `[:16]`, then write `tau = 1.0`: the chance
+#    column becomes log 16, and at a high temperature every pair looks alike, so the
+#    loss moves towards chance. The library still agrees with the hand computation.
+# 2. Train the symmetric InfoNCE of CLIP: add `{"lambdas": {"infonce": 1.0}, "symmetric": True}`
+#    to `loss_configs` and compare its row with the naive InfoNCE row.
+# 3. Set `init_from_task1 = False`: the frozen EEG encoder is then random. How much of
+#    each EEG row's score came from the Task 1 encoder?
+# 4. Set `strategies = ["frozen", "lora"]` and `strategy_loss = {"lambdas": {"debiased": 1.0}}`:
+#    does LoRA still help with another loss?
