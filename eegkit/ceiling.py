@@ -267,7 +267,7 @@ def _part_rows(twin: EEGData, split: Split, part: str) -> np.ndarray:
     return rows
 
 
-def _subject_session(model: TwinModel,
+def subject_session(model: TwinModel,
                      trials: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The generator's subject and session index (0-based) of each trial."""
     names = {name: i for i, name in enumerate(model.preset.subjects)}
@@ -281,7 +281,7 @@ def _subject_session(model: TwinModel,
     return subject.to_numpy(dtype=np.int64), session.to_numpy(dtype=np.int64)
 
 
-class _IdealObserver:
+class IdealObserver:
     """Log-likelihood of every image of the pool for trials of some subjects.
 
     Holds, per subject, the filters onto the prewhitened signal subspace and the
@@ -410,7 +410,7 @@ class _IdealObserver:
         return -0.5 * d2
 
 
-def _observe(twin: EEGData, split: Split, part: str, observer: _IdealObserver,
+def observe(twin: EEGData, split: Split, part: str, observer: IdealObserver,
              ks: tuple[int, ...], n_boot: int, n_perm: int, seed: int,
              setup_seconds: float) -> BayesCeiling:
     """The ideal observer's posteriors and scores on one part of a split."""
@@ -418,7 +418,7 @@ def _observe(twin: EEGData, split: Split, part: str, observer: _IdealObserver,
     model = observer.model
     rows = _part_rows(twin, split, part)
     trials = twin.trials.iloc[rows]
-    subject, session = _subject_session(model, trials)
+    subject, session = subject_session(model, trials)
     spec = _spec_of_caption_row(model, twin.captions, every_image=twin.has_captions)
     y = trials["category_id"].to_numpy()
     n_pool = len(model.specs)
@@ -554,10 +554,10 @@ def bayes_ceiling(
     start = time.perf_counter()
     model = _twin_model(twin)
     rows = _part_rows(twin, split, part)
-    subject, _ = _subject_session(model, twin.trials.iloc[rows])
-    observer = _IdealObserver(model, np.unique(subject), n_noise_trials, noise_seed,
+    subject, _ = subject_session(model, twin.trials.iloc[rows])
+    observer = IdealObserver(model, np.unique(subject), n_noise_trials, noise_seed,
                               batch_size)
-    return _observe(twin, split, part, observer, tuple(ks), n_boot, n_perm, seed,
+    return observe(twin, split, part, observer, tuple(ks), n_boot, n_perm, seed,
                     time.perf_counter() - start)
 
 
@@ -598,10 +598,10 @@ def with_ceiling(results: pd.DataFrame, data: EEGData, *, seed: int = 0,
     if data.twin is not None:
         # One observer (the costly noise draws) for every protocol's test trials.
         model = _twin_model(data)
-        subject, _ = _subject_session(model, data.trials)
-        observer = _IdealObserver(model, np.unique(subject), n_noise_trials,
+        subject, _ = subject_session(model, data.trials)
+        observer = IdealObserver(model, np.unique(subject), n_noise_trials,
                                   noise_seed=0, batch_size=250)
-        ceilings = [_observe(data, make_split(data.trials, protocol, seed=seed), "test",
+        ceilings = [observe(data, make_split(data.trials, protocol, seed=seed), "test",
                              observer, metrics.RETRIEVAL_KS, n_boot, n_perm, seed,
                              observer.seconds)
                     for protocol in pd.unique(results["protocol"])]

@@ -62,7 +62,7 @@ MODEL_LABELS = {
 
 #: The multi-head model's recipe, one kept change at a time: ``(label, arguments of
 #: run_classification the step adds)``. Each change was kept because it raised the
-#: validation accuracy on the session split (``benchmarks/multihead_ablation.py``
+#: validation accuracy on the session split (``studies/multihead_ablation.py``
 #: lists the candidates tried, kept or not); notebook 03 trains every prefix for its
 #: ablation table, and the whole recipe is the model of the report.
 MULTIHEAD_STEPS: tuple[tuple[str, dict], ...] = (

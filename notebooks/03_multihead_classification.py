@@ -25,7 +25,7 @@
 #
 # On top of the handout's design, the model of this notebook is a *recipe*: the
 # changes that raised its validation accuracy, kept one at a time
-# (`eegkit.classification.MULTIHEAD_STEPS`; `benchmarks/multihead_ablation.py` also
+# (`eegkit.classification.MULTIHEAD_STEPS`; `studies/multihead_ablation.py` also
 # lists the candidates that were tried and dropped). The ablation table below
 # retrains each step, so you see what every kept change did on validation and on test.
 #

@@ -49,7 +49,7 @@ from eegkit.twin.stimuli import ATTRIBUTES, ImageSpec, draw_image, sample_specs
 #: Bump when a change alters the trained weights; cached models are then retrained.
 #: 2: category-aware contrastive targets (:class:`TwinClipLoss`), 8,000 pairs, batch 128.
 #: 3: 9 epochs and category weight 0.7 (class-aware Recall@1 0.78 -> 0.88 on the default
-#: twin's test images, instance Recall@5 0.91 -> 0.87; benchmarks/twin_clip_retrieval.py).
+#: twin's test images, instance Recall@5 0.91 -> 0.87; studies/twin_clip_retrieval.py).
 TWIN_CLIP_VERSION = 3
 INFO_FILE = "eegkit_twin_clip.json"
 
