@@ -7,7 +7,7 @@ performance target: at most 2x the baseline's, at equal batch size on CPU).
 
     python benchmarks/train_models.py --preset default --epochs 6
     python benchmarks/train_models.py --preset default --budget-seconds 600
-    python benchmarks/train_models.py --preset full --epochs 8 --ceiling
+    python benchmarks/train_models.py --preset full --epochs 8 --ceiling --out full.csv
 
 The multi-head model is the notebooks' (``eegkit.classification.MULTIHEAD_RECIPE``;
 ``--plain-multihead`` trains the handout's model without it); shrinkage LDA and
@@ -291,6 +291,9 @@ def _train_one(args: dict, queue) -> None:
         "ci_low": accuracy["ci_low"],
         "ci_high": accuracy["ci_high"],
         "val_accuracy": run.validation_accuracy,
+        # the spread over test subjects (not meaningful when one subject is tested)
+        "subject_min": float(run.per_subject["accuracy"].min()),
+        "subject_max": float(run.per_subject["accuracy"].max()),
         "epochs": float(history["epoch"].iloc[-1]) if len(history) else 0.0,
         "train_seconds": seconds,
         # an ensemble trains on each trial once per member; members side by side in
@@ -352,6 +355,9 @@ def main() -> None:
                         help="the handout's multi-head model without the recipe's changes")
     parser.add_argument("--ceiling", action="store_true",
                         help="add the twin's ideal observer and each model's fraction of it")
+    parser.add_argument("--out", default="",
+                        help="also write the results table to this CSV (atomically), "
+                             "with the data source, seed, protocol and epochs of the run")
     args = vars(parser.parse_args())
     if args["epochs"] is None:
         args["epochs"] = 20 if args["budget_seconds"] else 6
@@ -399,6 +405,12 @@ def main() -> None:
             "model": IDEAL_OBSERVER, "test_accuracy": accuracy["value"],
             "ci_low": accuracy["ci_low"], "ci_high": accuracy["ci_high"], "fraction_of_ceiling": 1.0,
             "source": table["source"].iloc[0]}])], ignore_index=True)
+    if args["out"]:
+        from eegkit._io import atomic_write_text
+
+        written = table.assign(seed=args["seed"], protocol=args["protocol"],
+                               max_epochs=args["epochs"], source=table["source"].iloc[0])
+        atomic_write_text(Path(args["out"]), written.to_csv(index=False))
     if args["budget_seconds"]:
         mode = (f"budget {args['budget_seconds']:g} s of training per model (at most "
                 f"{args['epochs']} epochs; the last epoch cut)")
