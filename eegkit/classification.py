@@ -62,9 +62,12 @@ MODEL_LABELS = {
 
 #: The multi-head model's recipe, one kept change at a time: ``(label, arguments of
 #: run_classification the step adds)``. Each change was kept because it raised the
-#: validation accuracy on the session split (``studies/multihead_ablation.py``
-#: lists the candidates tried, kept or not); notebook 03 trains every prefix for its
-#: ablation table, and the whole recipe is the model of the report.
+#: validation accuracy on the session split of twin generator version 3
+#: (``studies/multihead_ablation.py`` lists the candidates tried, kept or not);
+#: notebook 03 trains every prefix for its ablation table, and the whole recipe is
+#: the model of the report. On version 4's ``default`` twin the model is at chance and
+#: neither change raises validation accuracy beyond noise (docs/results.md, "The
+#: recipe"); whether they help where the model learns (``full``) is still to measure.
 MULTIHEAD_STEPS: tuple[tuple[str, dict], ...] = (
     ("handout model", {}),
     ("+ per-recording normalisation", {"normalization": "recording"}),
