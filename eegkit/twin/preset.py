@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from eegkit._checks import check_option
 from eegkit.data.channels import CATEGORIES, HANDOUT_SUBJECTS
 
 GENERATOR_VERSION = 4
@@ -200,9 +201,7 @@ PRESETS: dict[str, TwinPreset] = {
 def get_preset(preset: str | TwinPreset, **overrides) -> TwinPreset:
     """A preset by name (``"tiny"``, ``"default"``, ``"full"``), with fields replaced."""
     if isinstance(preset, str):
-        if preset not in PRESETS:
-            raise ValueError(f"unknown twin preset {preset!r}; choose one of {list(PRESETS)}")
-        preset = PRESETS[preset]
+        preset = PRESETS[check_option("preset", preset, PRESETS)]
     return dataclasses.replace(preset, **overrides) if overrides else preset
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from eegkit._checks import check_option
 from eegkit._io import building_dir
 from eegkit.data.channels import CATEGORIES
 from eegkit.data.loading import TWIN_MANIFEST
@@ -79,8 +80,7 @@ def make_twin(
     model : TwinModel
         The ground truth the twin was drawn from.
     """
-    if layout not in ("course", "openneuro"):
-        raise ValueError(f"layout must be 'course' or 'openneuro', not {layout!r}")
+    check_option("layout", layout, ("course", "openneuro"))
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers={workers!r}: give a positive number of processes")
     root = Path(root)
