@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from eegkit.classification import ClassificationObjective
 from eegkit.data.augment import AUGMENTATIONS, make_augmentation, time_shift
-from eegkit.train import ClassificationObjective
 
 
 def test_time_shift_moves_each_trial_by_its_own_shift():
