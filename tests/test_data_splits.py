@@ -15,7 +15,7 @@ def data(tiny_root):
 def two_run_data(tmp_path_factory):
     # within_session needs several trials of each category per session
     root = tmp_path_factory.mktemp("twin") / "two_runs"
-    make_twin(root, preset="tiny", subjects=("sub-02", "sub-05"), n_runs=2,
+    make_twin(root, preset="tiny", subjects=("sub-02", "sub-05"), n_runs=2, images_per_category=30,
               trials_per_category=3, progress=False)
     return load_dataset(root, subjects="complete")
 
