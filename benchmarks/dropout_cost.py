@@ -22,11 +22,11 @@ import time
 import torch
 from torch import nn
 
+from eegkit.classification import ClassificationObjective
 from eegkit.data.channels import HANDOUT_SUBJECTS
 from eegkit.models import make_model
 from eegkit.models.dropout import Dropout
 from eegkit.models.multihead import PreNormEncoderLayer
-from eegkit.train import ClassificationObjective
 
 
 def with_torch_layers(model: nn.Module) -> nn.Module:

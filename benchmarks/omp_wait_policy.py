@@ -27,9 +27,10 @@ def _worker(steps: int, warmup: int, threads: int) -> None:
     import torch
     from torch import nn
 
+    from eegkit.classification import ClassificationObjective
     from eegkit.data.channels import HANDOUT_SUBJECTS
     from eegkit.models import make_model
-    from eegkit.train import ClassificationObjective, TrainConfig
+    from eegkit.train import TrainConfig
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

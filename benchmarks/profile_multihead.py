@@ -30,9 +30,10 @@ from einops import rearrange
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from eegkit.classification import ClassificationObjective
 from eegkit.data.channels import HANDOUT_SUBJECTS
 from eegkit.models import MODEL_NAMES, make_model
-from eegkit.train import ClassificationObjective, TrainConfig, warmup_cosine
+from eegkit.train import TrainConfig, warmup_cosine
 
 STAGE_LABELS = ("stage1 ChannelCNN", "stage2 ElectrodeTransformer",
                 "stage3 SubjectHeads")

@@ -163,8 +163,9 @@ def _lda(features, trials, split) -> np.ndarray:
 
 
 def _fc(features, trials, split, seed, max_epochs) -> np.ndarray:
+    from eegkit.classification import ClassificationObjective
     from eegkit.models import make_model
-    from eegkit.train import ClassificationObjective, TrainConfig, fit, predict
+    from eegkit.train import TrainConfig, fit, predict
 
     count = len(split.train) * features["n_raw_times"]
     mean = features["sum"][split.train].sum(0) / count

@@ -17,6 +17,7 @@ import pandas as pd
 from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 
+from eegkit._checks import check_option
 from eegkit import metrics
 from eegkit.data.channels import CATEGORIES
 from eegkit.data.loading import TWIN_MANIFEST, EEGData
@@ -257,8 +258,7 @@ def _twin_model(twin: EEGData) -> TwinModel:
 
 def _part_rows(twin: EEGData, split: Split, part: str) -> np.ndarray:
     parts = split.parts()
-    if part not in parts:
-        raise ValueError(f"part must be one of {list(parts)}, not {part!r}")
+    check_option("part", part, parts)
     rows = np.asarray(parts[part], dtype=np.int64)
     if len(rows) == 0 or rows.max() >= len(twin.trials):
         raise ValueError(f"the split's {part} part has {len(rows)} rows, some beyond "

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from eegkit.data.alignment import euclidean_alignment
@@ -40,10 +41,11 @@ from eegkit.models.classical import (
     split_features,
 )
 from eegkit.train import (
-    ClassificationObjective,
     FitResult,
+    StepOutput,
     TrainConfig,
     fit,
+    head_indices,
     predict,
     resolve_device,
     run_key,
@@ -88,6 +90,56 @@ def multihead_recipe(steps=MULTIHEAD_STEPS) -> dict:
 #: :func:`multihead_recipe` of all :data:`MULTIHEAD_STEPS`: the multi-head model of
 #: notebooks 03 and 05 and of the benchmarks.
 MULTIHEAD_RECIPE: dict = multihead_recipe()
+
+
+class ClassificationObjective:
+    """Cross-entropy of the trial's own subject head (handout 4.3): Task 1's objective
+    for :func:`eegkit.train.fit`.
+
+    Parameters
+    ----------
+    subject_lookup : LongTensor, optional
+        Maps the dataset's subject index to the model's head index
+        (:func:`eegkit.models.subject_lookup`); None passes indices through.
+    label_smoothing : float, default=0.0
+    augment : sequence of str, default=()
+        Augmentations of the training batches (:mod:`eegkit.data.augment`), drawn
+        afresh each epoch from ``(seed, epoch)``; validation and test trials (the
+        model in eval mode) are never augmented.
+    sfreq : float, optional
+        Sampling rate in Hz; needed with ``augment``.
+    seed : int, default=0
+    """
+
+    def __init__(self, subject_lookup: torch.Tensor | None = None, label_smoothing: float = 0.0,
+                 augment: Sequence[str] = (), sfreq: float | None = None, seed: int = 0):
+        self.subject_lookup = subject_lookup
+        self.loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        if augment and sfreq is None:
+            raise ValueError("augment needs sfreq, the sampling rate of the trials in Hz")
+        self.augment, self.sfreq, self.seed = tuple(augment), sfreq, seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's augmentations from ``(seed, epoch)`` (resumed runs match)."""
+        self.augmentation = None
+        if self.augment:
+            from eegkit.data.augment import make_augmentation  # braindecode: 2 s to import
+
+            self.augmentation = make_augmentation(self.augment, self.sfreq, self.seed, epoch)
+
+    def subjects(self, batch) -> torch.Tensor:
+        """The model's head index of each trial of ``batch``."""
+        return head_indices(batch, self.subject_lookup)
+
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
+        X = batch["X"]
+        if self.augmentation is not None and model.training:
+            X, _ = self.augmentation(X, batch["y"])
+        logits = model(X, self.subjects(batch))
+        loss = self.loss(logits.float(), batch["y"])
+        correct = int((logits.argmax(dim=1) == batch["y"]).sum())
+        return StepOutput(loss, correct, len(batch["y"]))
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 :func:`fit` trains any ``nn.Module`` with an *objective*, a callable
 ``objective(model, batch) -> StepOutput`` that computes the loss of one batch (see
-:class:`ClassificationObjective`; retrieval objectives plug in the same way). It is
+:class:`eegkit.classification.ClassificationObjective` and
+:class:`eegkit.retrieval.model.RetrievalObjective`, which plug in the same way). It is
 seeded and deterministic on CPU, uses CUDA with mixed precision when present, shows a
 tqdm bar per epoch, records a history of train/validation loss and accuracy, and
 writes a checkpoint atomically after every epoch from which a run resumes.
@@ -171,55 +172,27 @@ class StepOutput:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-class ClassificationObjective:
-    """Cross-entropy of the trial's own subject head (handout 4.3).
+def head_indices(batch: dict[str, torch.Tensor],
+                 subject_lookup: torch.Tensor | None = None) -> torch.Tensor:
+    """The model's head index of each trial of ``batch``.
 
     Parameters
     ----------
+    batch : dict
+        A batch of :func:`make_loader`; ``batch["subject"]`` is the dataset's subject
+        index, shape (batch,).
     subject_lookup : LongTensor, optional
         Maps the dataset's subject index to the model's head index
         (:func:`eegkit.models.subject_lookup`); None passes indices through.
-    label_smoothing : float, default=0.0
-    augment : sequence of str, default=()
-        Augmentations of the training batches (:mod:`eegkit.data.augment`), drawn
-        afresh each epoch from ``(seed, epoch)``; validation and test trials (the
-        model in eval mode) are never augmented.
-    sfreq : float, optional
-        Sampling rate in Hz; needed with ``augment``.
-    seed : int, default=0
+
+    Returns
+    -------
+    heads : LongTensor, shape (batch,)
     """
-
-    def __init__(self, subject_lookup: torch.Tensor | None = None, label_smoothing: float = 0.0,
-                 augment: Sequence[str] = (), sfreq: float | None = None, seed: int = 0):
-        self.subject_lookup = subject_lookup
-        self.loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        if augment and sfreq is None:
-            raise ValueError("augment needs sfreq, the sampling rate of the trials in Hz")
-        self.augment, self.sfreq, self.seed = tuple(augment), sfreq, seed
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw this epoch's augmentations from ``(seed, epoch)`` (resumed runs match)."""
-        self.augmentation = None
-        if self.augment:
-            from eegkit.data.augment import make_augmentation  # braindecode: 2 s to import
-
-            self.augmentation = make_augmentation(self.augment, self.sfreq, self.seed, epoch)
-
-    def subjects(self, batch) -> torch.Tensor:
-        subject = batch["subject"]
-        if self.subject_lookup is not None:
-            subject = self.subject_lookup.to(subject.device)[subject]
-        return subject
-
-    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
-        X = batch["X"]
-        if self.augmentation is not None and model.training:
-            X, _ = self.augmentation(X, batch["y"])
-        logits = model(X, self.subjects(batch))
-        loss = self.loss(logits.float(), batch["y"])
-        correct = int((logits.argmax(dim=1) == batch["y"]).sum())
-        return StepOutput(loss, correct, len(batch["y"]))
+    subject = batch["subject"]
+    if subject_lookup is not None:
+        subject = subject_lookup.to(subject.device)[subject]
+    return subject
 
 
 @dataclass
@@ -504,11 +477,10 @@ def predict(model: nn.Module, dataset: Dataset, subject_lookup: torch.Tensor | N
     """
     dev = resolve_device(device)
     model.to(dev).eval()
-    objective = ClassificationObjective(subject_lookup)
     parts: dict[str, list] = {"logits": [], "y": [], "subject": [], "row": []}
     for batch in make_loader(dataset, batch_size):
         X = batch["X"].to(dev)
-        logits = model(X, objective.subjects(batch).to(dev))
+        logits = model(X, head_indices(batch, subject_lookup).to(dev))
         parts["logits"].append(logits.float().cpu().numpy())
         for key in ("y", "subject", "row"):
             parts[key].append(batch[key].numpy())

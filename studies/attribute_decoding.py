@@ -3,7 +3,7 @@
 Task 2B's instance-level retrieval needs more than the category: among the captions
 of one category, only the attributes the caption states (count, size, colour,
 position, background) tell the seen image from the others, and the twin encodes them
-in a weaker image-specific response (``eegkit.twin.generator``). This script fits a
+in a weaker image-specific response (``eegkit.twin.model``). This script fits a
 shrinkage LDA (the Task 1 classical reference: 50 ms bins, per-subject z-scored, all
 statistics from the training trials) for the category and for each attribute on the
 session split, and prints validation and test accuracy beside chance (the share of

@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "eegkit"
 #: The stages in pipeline order (docs/architecture.md); a stage may import earlier ones.
-STAGES = ("_io", "data", "train", "twin", "metrics", "ceiling", "models", "classification",
+STAGES = ("_checks", "_io", "data", "train", "twin", "metrics", "ceiling", "models", "classification",
           "retrieval", "report", "pipeline")
 
 

@@ -130,7 +130,7 @@ def test_ceiling_refuses_real_data_and_bad_settings(tiny_data):
     real = dataclasses.replace(tiny_data, twin=None)
     with pytest.raises(ValueError, match="only for synthetic data"):
         bayes_ceiling(real, split)
-    with pytest.raises(ValueError, match="part must be one of"):
+    with pytest.raises(ValueError, match="part='holdout': choose one of"):
         bayes_ceiling(tiny_data, split, part="holdout")
     with pytest.raises(ValueError, match="too few"):
         bayes_ceiling(tiny_data, split, n_noise_trials=50)

@@ -229,7 +229,7 @@ def test_members_trained_in_worker_processes_are_the_same_runs(data, tmp_path):
 
 def test_a_member_that_fails_in_a_worker_raises_here(data):
     split = make_split(data.trials, "session")
-    with pytest.raises(ValueError, match="readout must be one of"):
+    with pytest.raises(ValueError, match="readout='nowhere': choose one of"):
         run_classification(data, split, "multihead", TrainConfig(max_epochs=1, device="cpu"), None,
                            model_kwargs={"readout": "nowhere"}, n_seeds=2, n_boot=10, n_perm=10,
                            progress=False, workers=2)

@@ -77,7 +77,7 @@ def test_within_session_refuses_too_few_trials(data):
 
 
 def test_unknown_protocol(data):
-    with pytest.raises(ValueError, match="choose one of"):
+    with pytest.raises(ValueError, match="protocol='random': choose one of"):
         make_split(data.trials, "random")
 
 

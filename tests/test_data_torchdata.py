@@ -203,5 +203,5 @@ def test_recording_normaliser_sees_only_the_rows_it_is_fitted_on(tiny_root):
 
 def test_unknown_normalization_is_refused(tiny_root):
     data = load_dataset(tiny_root)
-    with pytest.raises(ValueError, match="normalization='session'; choose one of"):
+    with pytest.raises(ValueError, match="normalization='session': choose one of"):
         SplitDatasets.from_split(data, make_split(data.trials), "session")

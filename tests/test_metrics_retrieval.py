@@ -196,7 +196,7 @@ def test_per_class_map_sorts_and_averages():
     assert table["n_queries"].tolist() == [2, 2, 1]
     expected = per_query.groupby("category")["class_ap"].mean().to_numpy()
     assert np.allclose(table["map"], expected)
-    with pytest.raises(ValueError, match="column must be 'ap' or 'class_ap'"):
+    with pytest.raises(ValueError, match=r"column='recall@1': choose one of \['ap', 'class_ap'\]"):
         per_class_map(per_query, column="recall@1")
 
 

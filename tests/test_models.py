@@ -121,7 +121,7 @@ def test_subject_lookup_maps_missing_subjects_to_unknown():
 
 
 def test_unknown_model_name():
-    with pytest.raises(ValueError, match="choose one of"):
+    with pytest.raises(ValueError, match="name='resnet': choose one of"):
         make_model("resnet", 122, 500, 1000.0)
 
 
@@ -147,9 +147,9 @@ def test_readouts_pool_or_weight_the_electrodes(readout, order_matters):
 
 
 def test_bad_architecture_choices_are_refused():
-    with pytest.raises(ValueError, match="readout must be"):
+    with pytest.raises(ValueError, match="readout='max': choose one of"):
         MultiHeadEEGNet(122, 125, 250.0, SUBJECTS, readout="max")
-    with pytest.raises(ValueError, match="activation must be"):
+    with pytest.raises(ValueError, match="activation='relu': choose one of"):
         ChannelCNN(122, 125, 250.0, activation="relu")
 
 

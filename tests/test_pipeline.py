@@ -161,6 +161,8 @@ def test_only_declared_parameters_count(project):
 def test_eegkit_code_change_reruns_but_not_the_report_builder(project):
     record = record_of(project)
     (project / "pkg" / "report" / "pdf.py").write_text("y = 2\n")
+    (project / "pkg" / "pipeline").mkdir()  # the runner itself
+    (project / "pkg" / "pipeline" / "runner.py").write_text("z = 1\n")
     assert is_up_to_date(record, inputs_of(project))[0]
     (project / "pkg" / "mod.py").write_text("x = 2\n")
     assert is_up_to_date(record, inputs_of(project)) == (False, "eegkit code changed")
@@ -334,7 +336,7 @@ def test_the_readme_recipe_runs_one_notebook_with_absolute_paths(tmp_path, monke
     def fake_run(params, out_dir, only=None, force=False):
         seen.update(params=params, out_dir=out_dir, only=only)
 
-    monkeypatch.setattr("eegkit.pipeline.run", fake_run)
+    monkeypatch.setattr("eegkit.pipeline.cli.run", fake_run)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--only", "01", "-p", "data_dir=~/ds", "-p", "seed=3",

@@ -260,7 +260,7 @@ def test_real_data_report_and_a_missing_single_file(tmp_path):
 def test_build_errors_name_the_problem(tmp_path):
     with pytest.raises(ReportBuildError, match="does not exist; run the notebooks first"):
         build_report("final", tmp_path / "nope", REPORT_DIR, out=tmp_path / "x.pdf")
-    with pytest.raises(ReportBuildError, match="unknown report 'draft'"):
+    with pytest.raises(ReportBuildError, match="name='draft': choose one of"):
         build_report("draft", tmp_path, REPORT_DIR)
 
 

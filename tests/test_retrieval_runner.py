@@ -14,7 +14,7 @@ from eegkit.train import TrainConfig
 def test_config_rejects_unknown_terms_and_strategies():
     with pytest.raises(ValueError, match="unknown loss terms"):
         RetrievalConfig(lambdas={"triplet": 1.0})
-    with pytest.raises(ValueError, match="unknown strategy"):
+    with pytest.raises(ValueError, match="strategy='prompt': choose one of"):
         RetrievalConfig(strategy="prompt")
 
 

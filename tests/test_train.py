@@ -3,9 +3,9 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
+from eegkit.classification import ClassificationObjective
 from eegkit.models import MultiHeadEEGNet, WangFC
 from eegkit.train import (
-    ClassificationObjective,
     SubjectBalancedSampler,
     TrainConfig,
     fit,

@@ -62,8 +62,8 @@ def test_resolve_data_root_compares_a_missing_field_at_the_value_before_it_was_a
     import json
     import warnings
 
-    from eegkit.twin import generator
-    from eegkit.twin.generator import get_preset
+    from eegkit.twin import preset
+    from eegkit.twin.preset import get_preset
 
     root = resolve_data_root(twin_preset="tiny", seed=7, cache_dir=tmp_path)
     manifest = root / "eegkit_twin.json"
@@ -72,13 +72,13 @@ def test_resolve_data_root_compares_a_missing_field_at_the_value_before_it_was_a
     manifest.write_text(json.dumps(content))
     mtime = (root / "captions.txt").stat().st_mtime
     today = get_preset("tiny").subject_noise_quantiles
-    monkeypatch.setattr(generator, "FIELDS_BEFORE_ADDED", {"subject_noise_quantiles": today})
+    monkeypatch.setattr(preset, "FIELDS_BEFORE_ADDED", {"subject_noise_quantiles": today})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert resolve_data_root(twin_preset="tiny", seed=7, cache_dir=tmp_path) == root
     assert (root / "captions.txt").stat().st_mtime == mtime
     # drawn with the other value before the field existed: another twin
-    monkeypatch.setattr(generator, "FIELDS_BEFORE_ADDED", {"subject_noise_quantiles": not today})
+    monkeypatch.setattr(preset, "FIELDS_BEFORE_ADDED", {"subject_noise_quantiles": not today})
     with pytest.warns(UserWarning, match=r"other generator settings \(subject_noise_quantiles\)"):
         resolve_data_root(twin_preset="tiny", seed=7, cache_dir=tmp_path)
     # a missing field that the table does not know

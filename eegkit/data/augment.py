@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from braindecode.augmentation import ChannelsDropout, Compose, SmoothTimeMask, Transform
 
+from eegkit._checks import check_option
 #: Names :func:`make_augmentation` accepts.
 AUGMENTATIONS = ("time_shift", "channels_dropout", "time_mask")
 
@@ -92,9 +93,8 @@ def make_augmentation(names: Sequence[str], sfreq: float, seed: int = 0, epoch: 
         ``X, y = transform(X, y)`` with ``X`` of shape (batch, n_chans, n_times) and
         ``y`` (batch,) returned unchanged.
     """
-    unknown = [name for name in names if name not in AUGMENTATIONS]
-    if unknown:
-        raise ValueError(f"unknown augmentation(s) {unknown}; choose from {AUGMENTATIONS}")
+    for i, name in enumerate(names):
+        check_option(f"names[{i}]", name, AUGMENTATIONS)
     rng = np.random.RandomState(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
     transforms = {
         "time_shift": lambda: TimeShift(probability, max(1, round(max_shift_seconds * sfreq)), rng),

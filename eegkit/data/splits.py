@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from eegkit._checks import check_option
 PROTOCOLS = ("session", "cross_subject", "within_session")
 
 
@@ -110,13 +111,12 @@ def make_split(
         On an unknown protocol, a session or subject that is not in the table, or
         parts that overlap.
     """
+    check_option("protocol", protocol, PROTOCOLS)
     if protocol == "session":
         return _session_split(trials, train_sessions, val_sessions, test_sessions)
     if protocol == "cross_subject":
         return _cross_subject_split(trials, val_subjects, test_subjects)
-    if protocol == "within_session":
-        return _within_session_split(trials, fractions, seed)
-    raise ValueError(f"unknown split protocol {protocol!r}; choose one of {PROTOCOLS}")
+    return _within_session_split(trials, fractions, seed)
 
 
 def _session_split(trials, train_sessions, val_sessions, test_sessions) -> Split:

@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from eegkit._checks import check_option
 from eegkit.data.loading import EEGData
 
 
@@ -435,8 +436,7 @@ class SplitDatasets:
             :class:`RecordingNormalizer` (with its ``evoked`` subtraction for
             ``"recording_evoked"``; or a :class:`RecordingAligner`) fitted on each part.
         """
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization={normalization!r}; choose one of {NORMALIZATIONS}")
+        check_option("normalization", normalization, NORMALIZATIONS)
         parts = {part: getattr(split, part) for part in ("train", "val", "test")}
         if normalization == "training":
             shared = ChannelNormalizer.fit(data, split.train)

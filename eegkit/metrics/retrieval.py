@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from eegkit._checks import check_option
 from eegkit.metrics.classification import bootstrap_ci
 
 RETRIEVAL_KS = (1, 3, 5)
@@ -454,8 +455,7 @@ def per_class_map(per_query: pd.DataFrame, column: str = "ap") -> pd.DataFrame:
         ``category``, ``map``, ``n_queries``, ``chance`` (expected MAP of a random
         ranking for these queries), sorted by category.
     """
-    if column not in ("ap", "class_ap"):
-        raise ValueError(f"column must be 'ap' or 'class_ap', got {column!r}.")
+    check_option("column", column, ("ap", "class_ap"))
     ks = _score_ks(per_query)
     chance = _chance_per_query(per_query["n_bank"], per_query["n_class_captions"], ks)
     table = pd.DataFrame({"category": per_query["category"].to_numpy(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from eegkit._checks import check_option
 from eegkit.data.channels import CATEGORIES
 from eegkit.models.base import UNKNOWN_SUBJECT, EEGModel, subject_lookup
 from eegkit.models.baselines import BraindecodeModel, WangFC
@@ -31,15 +32,14 @@ MODEL_NAMES = ("wang_fc", "eegnet", "shallow", "multihead")
 def make_model(name: str, n_chans: int, n_times: int, sfreq: float, subjects: Sequence[str] = (),
                n_outputs: int = len(CATEGORIES), **kwargs) -> EEGModel:
     """Build a classifier by name: ``wang_fc``, ``eegnet``, ``shallow`` or ``multihead``."""
+    check_option("name", name, MODEL_NAMES)
     if name == "wang_fc":
         return WangFC(n_chans, n_times, sfreq, n_outputs, **kwargs)
     if name in ("eegnet", "shallow"):
         return BraindecodeModel(name, n_chans, n_times, sfreq, n_outputs, **kwargs)
-    if name == "multihead":
-        if not subjects:
-            raise ValueError("the multihead model needs subjects= (one head per subject)")
-        return MultiHeadEEGNet(n_chans, n_times, sfreq, subjects, n_outputs, **kwargs)
-    raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
+    if not subjects:
+        raise ValueError("the multihead model needs subjects= (one head per subject)")
+    return MultiHeadEEGNet(n_chans, n_times, sfreq, subjects, n_outputs, **kwargs)
 
 
 __all__ = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from eegkit._checks import check_option
 from eegkit.data.channels import CATEGORIES
 from eegkit.models.base import EEGModel, _pool_factor
 
@@ -71,8 +72,7 @@ class BraindecodeModel(EEGModel):
         from braindecode.models import EEGNetv4, ShallowFBCSPNet
 
         classes = {"eegnet": EEGNetv4, "shallow": ShallowFBCSPNet}
-        if name not in classes:
-            raise ValueError(f"unknown braindecode model {name!r}; choose one of {list(classes)}")
+        check_option("name", name, classes)
         kwargs = dict(n_chans=n_chans, n_outputs=n_outputs, n_times=n_times, sfreq=sfreq)
         if name == "shallow":  # 0.8.1's shallow net ends in log-softmax unless told not to
             kwargs.update(final_conv_length="auto", add_log_softmax=False)

@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
 
+from eegkit._checks import check_option
 #: Names of the classical references in :func:`eegkit.classification.run_classification`.
 CLASSICAL_MODELS = ("lda", "logistic")
 #: Inverse regularisation strengths of the logistic regression tried on validation.
@@ -138,11 +139,10 @@ def split_features(data, split) -> dict[str, np.ndarray]:
 
 def make_classical(name: str, C: float = 0.01, seed: int = 0):
     """A scikit-learn classifier by name: ``"lda"`` (shrinkage LDA) or ``"logistic"``."""
+    check_option("name", name, CLASSICAL_MODELS)
     if name == "lda":
         return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
-    if name == "logistic":
-        return LogisticRegression(C=C, max_iter=500, random_state=seed)
-    raise ValueError(f"unknown classical model {name!r}; choose one of {CLASSICAL_MODELS}")
+    return LogisticRegression(C=C, max_iter=500, random_state=seed)
 
 
 def n_parameters(estimator) -> int:

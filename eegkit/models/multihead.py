@@ -24,6 +24,7 @@ from einops import rearrange
 from einops.layers.torch import Rearrange
 from torch import nn
 
+from eegkit._checks import check_option
 from eegkit.data.channels import CATEGORIES
 from eegkit.models.base import UNKNOWN_SUBJECT, EEGModel, _pool_factor
 from eegkit.models.dropout import Dropout, dropout
@@ -69,8 +70,7 @@ class ChannelCNN(EEGModel):
         pool = _pool_factor(sfreq, target_sfreq)
         rate = sfreq / pool
         kernel = max(3, int(round(kernel_seconds * rate)) | 1)  # odd, for "same" padding
-        if activation not in ("linear", "gelu"):
-            raise ValueError(f"activation must be 'linear' or 'gelu', not {activation!r}")
+        check_option("activation", activation, ("linear", "gelu"))
         self.d = d
 
         def act():
@@ -290,8 +290,7 @@ class ElectrodeTransformer(nn.Module):
     def __init__(self, n_chans, d=64, n_layers=2, n_heads=4, dropout=0.1, readout="flatten",
                  n_spatial_filters=8):
         super().__init__()
-        if readout not in READOUTS:
-            raise ValueError(f"readout must be one of {READOUTS}, not {readout!r}")
+        check_option("readout", readout, READOUTS)
         layer = PreNormEncoderLayer(d, n_heads, dim_feedforward=2 * d, dropout=dropout)
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.readout = readout
@@ -483,8 +482,7 @@ class MultiHeadEEGNet(EEGModel):
         self.encoder = build_encoder(n_chans, n_times, sfreq, d, n_layers, n_heads, dropout, readout,
                                      cnn_kwargs)
         self.heads = SubjectHeads(subjects, d, n_outputs, hidden=head_hidden, shared=shared_head)
-        if subject_layer not in (False, True, "fixed"):
-            raise ValueError(f"subject_layer must be False, True or 'fixed', not {subject_layer!r}")
+        check_option("subject_layer", subject_layer, (False, True, "fixed"))
         self.subject_layer = SubjectLayer(subjects, n_chans) if subject_layer else None
         if subject_layer == "fixed":
             self.subject_layer.requires_grad_(False)

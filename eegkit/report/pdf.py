@@ -29,6 +29,7 @@ from pathlib import Path
 
 import typst
 
+from eegkit._checks import check_option
 from eegkit._io import atomic_write
 
 REPORT_DIR = Path(__file__).resolve().parents[2] / "report"
@@ -110,8 +111,10 @@ def _sys_inputs(figures_dir: Path, root: Path) -> dict[str, str]:
 def _prepare(name: str, figures_dir: str | os.PathLike, report_dir: str | os.PathLike
              ) -> tuple[Path, Path, dict[str, str]]:
     """Check the inputs; return the source, the typst root and the sys.inputs."""
-    if name not in REPORTS:
-        raise ReportBuildError(f"unknown report {name!r}; choose from {sorted(REPORTS)}")
+    try:
+        check_option("name", name, sorted(REPORTS))
+    except ValueError as exc:
+        raise ReportBuildError(str(exc)) from exc
     report_dir = Path(report_dir).resolve()
     figures_dir = Path(figures_dir).resolve()
     source = report_dir / REPORTS[name][0]

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from eegkit._checks import check_option
 #: The loss terms of handout 5.5.6 and how tables name them.
 TERM_LABELS = {"cos": "cos", "kd": "KD", "infonce": "InfoNCE", "debiased": "debiased", "ce": "CE"}
 TERMS = tuple(TERM_LABELS)
@@ -62,12 +63,6 @@ def _check_positive(name: str, value: float) -> float:
         raise ValueError(f"{name} must be a positive number, got {value!r}") from exc
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return value
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {set(choices)}")
     return value
 
 
@@ -318,7 +313,7 @@ class InfoNCELoss(nn.Module):
         super().__init__()
         self.temperature = _check_positive("temperature", temperature)
         self.symmetric = bool(symmetric)
-        self.duplicates = _check_choice("duplicates", duplicates, DUPLICATE_MODES)
+        self.duplicates = check_option("duplicates", duplicates, DUPLICATE_MODES)
 
     def logits(self, eeg: Tensor, txt: Tensor) -> Tensor:
         """``Z = eeg @ txt.T / temperature``.
@@ -449,7 +444,7 @@ class DebiasedInfoNCELoss(nn.Module):
                  k: int = 1, margin: float = 0.5):
         super().__init__()
         self.temperature = _check_positive("temperature", temperature)
-        self.strategy = _check_choice("strategy", strategy, DEBIAS_STRATEGIES)
+        self.strategy = check_option("strategy", strategy, DEBIAS_STRATEGIES)
         if not _is_count(k):
             raise ValueError(f"k must be an integer >= 0, got {k!r}")
         self.k = int(k)
@@ -852,10 +847,7 @@ def make_loss(spec: str | Mapping[str, float], **kwargs) -> CombinedLoss:
             raise ValueError("give the lambdas either as spec or as lambdas=, not both")
         return CombinedLoss(lambdas=spec, **kwargs)
     names = (*TERMS, "combined")
-    if spec not in names:
-        raise ValueError(
-            f"unknown loss {spec!r}; use one of {list(names)} or a dict of lambdas"
-        )
+    check_option("spec", spec, names, hint="or a dict of lambdas")
     if spec == "combined":
         if "lambdas" not in kwargs:
             raise ValueError(

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from eegkit._checks import check_option
 from eegkit.classification import ClassificationRun
 from eegkit.data.loading import EEGData
 from eegkit.data.splits import Split
@@ -109,8 +110,7 @@ class RetrievalConfig:
     def __post_init__(self):
         if self.strategy == "both_frozen":  # the handout's name for frozen text + frozen EEG
             self.strategy, self.train_eeg_encoder = "frozen", False
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; choose from {tuple(STRATEGIES)}")
+        check_option("strategy", self.strategy, STRATEGIES)
         self.projection_hidden = tuple(self.projection_hidden)
         self.prior_weights = tuple(float(w) for w in self.prior_weights) or (0.0,)
         self.make_loss()  # checks the loss terms and settings where they are defined

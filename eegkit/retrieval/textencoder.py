@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from eegkit._checks import check_option
 from eegkit.retrieval.clip import Clip
 
 #: The fine-tuning strategies of CLIP's text encoder and how tables name them.
@@ -91,8 +92,7 @@ class CaptionEncoder(nn.Module):
                  n_unfrozen_layers: int = 1, adapter_bottleneck: int = 16,
                  lora_rank: int = 4, lora_alpha: int = 8):
         super().__init__()
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown text-encoder strategy {strategy!r}; choose from {tuple(STRATEGIES)}")
+        check_option("strategy", strategy, STRATEGIES)
         self.strategy = strategy
         # Strategies that train change the text tower in place: work on a copy, so the
         # caller's CLIP (shared by other configurations) stays as loaded.

@@ -15,12 +15,8 @@ from pathlib import Path
 
 from eegkit._io import default_cache_dir
 from eegkit.data.loading import TWIN_MANIFEST, EEGData, load_dataset
-from eegkit.twin.generator import (
-    GENERATOR_VERSION,
-    get_preset,
-    make_twin,
-    written_preset_fields,
-)
+from eegkit.twin.preset import GENERATOR_VERSION, get_preset, written_preset_fields
+from eegkit.twin.writer import make_twin
 
 
 def resolve_data_root(

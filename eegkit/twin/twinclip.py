@@ -41,6 +41,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from eegkit._checks import check_option
 from eegkit._io import building_dir, default_cache_dir
 from eegkit.data.channels import CATEGORIES
 from eegkit.train import warmup_cosine
@@ -388,9 +389,7 @@ def ensure_twin_clip(
     """
 
     if isinstance(preset, str):
-        if preset not in TWIN_CLIP_PRESETS:
-            raise ValueError(f"unknown twin CLIP preset {preset!r}; choose from {sorted(TWIN_CLIP_PRESETS)}")
-        config = TWIN_CLIP_PRESETS[preset]
+        config = TWIN_CLIP_PRESETS[check_option("preset", preset, TWIN_CLIP_PRESETS)]
     else:
         config = replace(preset)
     exclude_captions = list(exclude_captions)
