@@ -195,10 +195,12 @@ def test_classifier_prior_weight_is_chosen_on_validation(small_data, split, rand
     """``run_retrieval(category_prior=...)``: a Task 1 classifier's prior that is perfect
     on the test trials, or perfectly wrong there, gets the same weight: the one its
     validation trials choose (a choice on the test trials would take the largest weight
-    for the one and 0 for the other)."""
+    for the one and the smallest for the other). No weight is 0, so the chosen one
+    always lets the test prior through and the test scores must differ: a weak
+    validation prior (twin version 4) would otherwise choose 0 and hide it."""
     lda = run_classification(small_data, split, "lda", TrainConfig(device="cpu"), n_boot=10, n_perm=10,
                              progress=False)
-    config = RetrievalConfig(lambdas={"infonce": 1.0}, prior_weights=(0.0, 1.0, 10.0), encoder_kwargs=ENCODER,
+    config = RetrievalConfig(lambdas={"infonce": 1.0}, prior_weights=(1.0, 10.0), encoder_kwargs=ENCODER,
                              train_eeg_encoder=False)
     runs = [run_retrieval(small_data, split, random_clip, config, TrainConfig(max_epochs=1, device="cpu"),
                           category_prior=CategoryPrior.from_classification(_with_test_predictions(lda, correct)),
