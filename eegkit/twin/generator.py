@@ -2,22 +2,8 @@
 
 The real data cannot be downloaded here, so :func:`make_twin` writes the same files
 the published dataset has (run ``.npy`` arrays, label-list ``.json``, ``_image.csv``,
-``captions.txt``, images), and eegkit's real loader reads them. The EEG is a sum of
-
-(a) category-specific evoked responses (P1/N1/P2-like peaks at about 100, 170 and
-    250 ms, each with its own scalp topography), on top of a visual response common
-    to all categories, and a weaker image-specific response driven by the
-    attributes the caption states;
-(b) between subjects: each subject's own forward model, peak latencies and
-    amplitudes, noise level and share of the category templates (since version 4,
-    a minor share: most of a category's response and of a head is common to all);
-(c) between sessions of a subject: cap shift, per-channel impedance gains, a few
-    bad channels, the alpha level, channel offsets and a day-to-day share of the
-    category templates;
-(d) within a session: each trial's latency jitter and amplitude, slow baseline
-    drift across trials, background noise with a 1/f spectrum, alpha bursts
-    (8-12 Hz, occipital), 50 Hz line residue, blinks, and occasional muscle and
-    movement artefacts.
+``captions.txt``, images), and eegkit's real loader reads them. The EEG is the sum :mod:`eegkit.twin.model` describes: category and image responses, and the
+variability between subjects, between sessions and within a session.
 
 Every source of variability is a field of :class:`TwinPreset` with its reason; the
 defaults (generator version 4) are calibrated on the ``full`` preset against what
