@@ -2,7 +2,8 @@
 
 The real data cannot be downloaded here, so :func:`make_twin` writes the same files
 the published dataset has (run ``.npy`` arrays, label-list ``.json``, ``_image.csv``,
-``captions.txt``, images), and eegkit's real loader reads them. The EEG is the sum :mod:`eegkit.twin.model` describes: category and image responses, and the
+``captions.txt``, images), and eegkit's real loader reads them. The EEG is the sum
+that :mod:`eegkit.twin.model` describes: category and image responses, and the
 variability between subjects, between sessions and within a session.
 
 Every source of variability is a field of :class:`TwinPreset` with its reason; the
