@@ -323,6 +323,15 @@ def _result_of(child, queue) -> dict | None:
                     return None
 
 
+def _write_out(table: pd.DataFrame, args: dict) -> None:
+    """``table`` with the run's seed, protocol and epochs, atomically to ``args["out"]``."""
+    from eegkit._io import atomic_write_text
+
+    written = table.assign(seed=args["seed"], protocol=args["protocol"],
+                           max_epochs=args["epochs"], source=table["source"].iloc[0])
+    atomic_write_text(Path(args["out"]), written.to_csv(index=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -356,8 +365,10 @@ def main() -> None:
     parser.add_argument("--ceiling", action="store_true",
                         help="add the twin's ideal observer and each model's fraction of it")
     parser.add_argument("--out", default="",
-                        help="also write the results table to this CSV (atomically), "
-                             "with the data source, seed, protocol and epochs of the run")
+                        help="also write the results table to this CSV (atomically, "
+                             "again after each model, so a run stopped part-way keeps "
+                             "the finished ones), with the data source, seed, protocol "
+                             "and epochs of the run")
     args = vars(parser.parse_args())
     if args["epochs"] is None:
         args["epochs"] = 20 if args["budget_seconds"] else 6
@@ -381,6 +392,8 @@ def main() -> None:
             print(f"warning: {model} sent its results but exited with code {child.exitcode}", flush=True)
         rows.append(row)
         # each result as it comes, so that a run stopped part-way keeps the finished models
+        if args["out"]:
+            _write_out(pd.DataFrame(rows).drop(columns="val_curves"), args)
         print(f"done: {row['model']} in {row['wall_seconds']:.0f} s: test accuracy "
               f"{row['test_accuracy']:.3f} ({row['ci_low']:.3f}-{row['ci_high']:.3f}), "
               f"validation {row['val_accuracy']:.3f}", flush=True)
@@ -406,11 +419,7 @@ def main() -> None:
             "ci_low": accuracy["ci_low"], "ci_high": accuracy["ci_high"], "fraction_of_ceiling": 1.0,
             "source": table["source"].iloc[0]}])], ignore_index=True)
     if args["out"]:
-        from eegkit._io import atomic_write_text
-
-        written = table.assign(seed=args["seed"], protocol=args["protocol"],
-                               max_epochs=args["epochs"], source=table["source"].iloc[0])
-        atomic_write_text(Path(args["out"]), written.to_csv(index=False))
+        _write_out(table, args)
     if args["budget_seconds"]:
         mode = (f"budget {args['budget_seconds']:g} s of training per model (at most "
                 f"{args['epochs']} epochs; the last epoch cut)")
